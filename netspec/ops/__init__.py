@@ -1,0 +1,5 @@
+"""Primitives and combinators; importing this package registers them all in ``OPS``."""
+from . import combinators, layers  # noqa: F401  (registration)
+from .base import OPS, Arg, Feat, Node, op
+
+__all__ = ["OPS", "Arg", "Feat", "Node", "op"]

@@ -1,0 +1,178 @@
+"""Combinators: sequence, branch, residual, dense (repeat is a node-level key, see spec.resolve)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from . import modules as M
+from .base import REQUIRED, Arg, Feat, Node, merge_rf, op
+
+# An activation may run in place only on a tensor its own sequence just made.
+_FRESH = {"conv", "linear", "norm", "residual", "branch", "dense"}
+
+
+class SeqNode(Node):
+    def build(self) -> nn.Module:
+        mods = OrderedDict()
+        prev = None
+        for name, child in self.children:
+            if child.kind == "act" and prev is not None and prev.kind in _FRESH:
+                child.inplace = True
+            mods[name] = child.build()
+            prev = child
+        return nn.Sequential(mods)
+
+
+def sequence(children: list[tuple[str, Node]], feat: Feat, loc, kind: str = "seq") -> Node:
+    out = children[-1][1].out if children else feat
+    return SeqNode(kind, feat, out, loc, children=list(children))
+
+
+class BranchNode(Node):
+    def build(self) -> nn.Module:
+        return M.Branch([c.build() for _, c in self.children], self.merge)
+
+
+@op("branch", {
+    "paths": Arg("nodes", REQUIRED, doc="the parallel paths, each a layer or a list of layers"),
+    "merge": Arg("str", "concat", choices=("concat", "add")),
+}, scalar="paths")
+def branch(a, feat: Feat, ctx) -> Node:
+    """Parallel paths on the same input, merged by channel concatenation or by sum."""
+    paths = a.paths
+    if not isinstance(paths, list) or len(paths) < 1:
+        raise a.at("paths").error("branch needs a list of paths")
+    loc = a.at("paths")
+    outs = [ctx.resolve(p, feat, loc.key(paths, i)) for i, p in enumerate(paths)]
+    shapes = [o.out.shape for o in outs]
+    if a.merge == "concat":
+        if any(len(s) != 3 for s in shapes) or len({s[1:] for s in shapes}) > 1:
+            desc = ", ".join("x".join(map(str, s)) for s in shapes)
+            raise a.loc.error(f"branch cannot concatenate maps of different sizes: {desc}")
+        out = (sum(s[0] for s in shapes), *shapes[0][1:])
+    else:
+        if len(set(shapes)) > 1:
+            desc = ", ".join("x".join(map(str, s)) for s in shapes)
+            raise a.loc.error(f"branch cannot add outputs of different shapes: {desc}")
+        out = shapes[0]
+    node = BranchNode("branch", feat, merge_rf([o.out for o in outs], out), a.loc,
+                      children=[(f"paths.{i}", o) for i, o in enumerate(outs)], info=a.merge)
+    node.merge = a.merge
+    return node
+
+
+class ResidualNode(Node):
+    def build(self) -> nn.Module:
+        body = self.children[0][1].build()
+        shortcut = self.children[1][1].build() if len(self.children) > 1 else self.shortcut_module
+        act = M.activation(self.act) if self.act != "none" else None
+        return M.Residual(body, shortcut, act, self.drop_path, self.scale)
+
+
+SHORTCUTS = ("auto", "identity", "projection", "optional", "pad", "none")
+
+
+@op("residual", {
+    "body": Arg("node", REQUIRED, doc="the residual function F(x)"),
+    "shortcut": Arg("any", "auto", doc="auto, identity, projection, optional, pad, none, "
+                                       "or a layer/list of layers"),
+    "act": Arg("str", "none", choices=(*M.ACTIVATIONS, "none"), doc="activation after the sum"),
+    "drop_path": Arg("any", 0.0, doc="stochastic depth probability, or 'auto' for the "
+                                     "network's linear schedule"),
+    "scale": Arg("float", 1.0, doc="multiplier of F(x) before the sum"),
+}, scalar="body")
+def residual(a, feat: Feat, ctx) -> Node:
+    """out = act(F(x) + shortcut(x)); the shortcut adapts to the body's output shape."""
+    body = ctx.resolve(a.body, feat, a.at("body"))
+    bshape, ishape = body.out.shape, feat.shape
+    sc = a.shortcut
+    if isinstance(sc, str) and sc not in SHORTCUTS:
+        from ..errors import did_you_mean
+        raise a.at("shortcut").error(f"unknown shortcut '{sc}'{did_you_mean(sc, SHORTCUTS)}; "
+                                     f"use one of {', '.join(SHORTCUTS)} or a list of layers")
+    if sc == "none" or (sc == "optional" and bshape != ishape):
+        return body
+    if sc == "optional":
+        sc = "identity"
+    if sc == "auto":
+        sc = "identity" if bshape == ishape else "projection"
+    act = a.act if a.act is not None else ctx.default("act")
+    node = ResidualNode("residual", feat, merge_rf([feat, body.out], bshape), a.loc,
+                        children=[("body", body)], info=sc)
+    node.act, node.scale, node.shortcut_module = act, a.scale, None
+    node.drop_path = _drop_path(a, ctx, node)
+    if sc == "identity":
+        if bshape != ishape:
+            raise a.loc.error(f"residual branches disagree: the body gives "
+                              f"{body.out.describe()} but the identity shortcut gives "
+                              f"{feat.describe()}; use shortcut: projection (or auto)")
+    elif sc in ("projection", "pad"):
+        stride = _stride_between(a, feat, body.out)
+        if sc == "projection":
+            proj = {"conv": {"c": bshape[0], "k": 1, "s": stride, "act": "none"}}
+            node.children.append(("shortcut", ctx.resolve(proj, feat, a.at("shortcut"))))
+        else:
+            extra = bshape[0] - ishape[0]
+            if extra < 0:
+                raise a.at("shortcut").error(f"a 'pad' shortcut cannot reduce {ishape[0]} "
+                                             f"channels to {bshape[0]}")
+            node.shortcut_module = M.PadShortcut(stride, extra)
+    else:  # a user-written shortcut path
+        path = ctx.resolve(sc, feat, a.at("shortcut"))
+        if path.out.shape != bshape:
+            raise a.loc.error(f"residual branches disagree: the body gives "
+                              f"{body.out.describe()} but the shortcut gives "
+                              f"{path.out.describe()}")
+        node.children.append(("shortcut", path))
+    return node
+
+
+def _stride_between(a, feat: Feat, out: Feat) -> int:
+    if len(feat.shape) != 3 or len(out.shape) != 3:
+        raise a.loc.error("a residual over flat vectors needs shortcut: identity")
+    h, w = feat.spatial
+    oh, ow = out.spatial
+    s = -(-h // oh)
+    if -(-w // ow) != s or -(-h // s) != oh:
+        raise a.loc.error(f"residual branches disagree: the body maps {h}x{w} to {oh}x{ow}, "
+                          f"which no strided shortcut can match")
+    return s
+
+
+def _drop_path(a, ctx, node) -> float:
+    if a.drop_path == "auto":
+        ctx.auto_drop_path.append(node)
+        return 0.0
+    p = a.drop_path
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise a.at("drop_path").error(f"drop_path must be a probability in [0, 1) or 'auto', "
+                                      f"got {p!r}")
+    return float(p)
+
+
+class DenseNode(Node):
+    def build(self) -> nn.Module:
+        return M.Dense([c.build() for _, c in self.children])
+
+
+@op("dense", {
+    "n": Arg("int", REQUIRED, doc="number of layers"),
+    "body": Arg("node", REQUIRED, doc="one layer; its output channels are the growth"),
+})
+def dense(a, feat: Feat, ctx) -> Node:
+    """DenseNet block: layer i sees the concatenation of the input and the outputs of layers < i."""
+    if a.n < 1:
+        raise a.at("n").error(f"dense needs at least 1 layer, got {a.n}")
+    if feat.spatial is None:
+        raise a.loc.error("dense needs a CxHxW feature map")
+    layers, cur = [], feat
+    for i in range(a.n):
+        layer = ctx.resolve(a.body, cur, a.at("body"))
+        if len(layer.out.shape) != 3 or layer.out.spatial != feat.spatial:
+            raise a.at("body").error(f"a dense layer must keep the {feat.spatial[0]}x"
+                                     f"{feat.spatial[1]} map size, but gives "
+                                     f"{layer.out.describe()}")
+        layers.append((f"layers.{i}", layer))
+        cur = merge_rf([cur, layer.out], (cur.channels + layer.out.channels, *feat.spatial))
+    return DenseNode("dense", feat, cur, a.loc, children=layers, info=f"{a.n} layers")

@@ -1,0 +1,182 @@
+"""The plain ``nn.Module`` classes the builders emit. ``forward`` does what a hand-written model does."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": lambda inplace: nn.ReLU(inplace=inplace),
+    "relu6": lambda inplace: nn.ReLU6(inplace=inplace),
+    "silu": lambda inplace: nn.SiLU(inplace=inplace),
+    "swish": lambda inplace: nn.SiLU(inplace=inplace),
+    "hswish": lambda inplace: nn.Hardswish(inplace=inplace),
+    "hsigmoid": lambda inplace: nn.Hardsigmoid(inplace=inplace),
+    "sigmoid": lambda inplace: nn.Sigmoid(),
+    "tanh": lambda inplace: nn.Tanh(),
+    "gelu": lambda inplace: nn.GELU(),
+    "elu": lambda inplace: nn.ELU(inplace=inplace),
+    "leaky_relu": lambda inplace: nn.LeakyReLU(0.01, inplace=inplace),
+    "mish": lambda inplace: nn.Mish(inplace=inplace),
+}
+NORMS = ("bn", "gn", "none")
+
+
+def activation(name: str, inplace: bool = True) -> nn.Module:
+    return ACTIVATIONS[name](inplace)
+
+
+def norm(kind: str, channels: int, *, eps: float, momentum: float, groups: int = 32,
+         dims: int = 2) -> nn.Module:
+    if kind == "bn":
+        cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        return cls(channels, eps=eps, momentum=momentum)
+    if kind == "gn":
+        return nn.GroupNorm(groups, channels, eps=eps)
+    raise ValueError(kind)
+
+
+class GlobalPool(nn.Module):
+    """Global average/max pooling to a flat (N, C) vector."""
+
+    def __init__(self, mode: str = "avg"):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x):
+        pool = F.adaptive_avg_pool2d if self.mode == "avg" else F.adaptive_max_pool2d
+        return torch.flatten(pool(x, 1), 1)
+
+    def extra_repr(self):
+        return self.mode
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): x * gate(fc2(act(fc1(avgpool(x)))))."""
+
+    def __init__(self, channels: int, squeeze: int, act: str = "relu", gate: str = "sigmoid"):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.act = activation(act)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.gate = activation(gate)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.fc2(self.act(self.fc1(s))))
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: (N, g*c, H, W) -> transpose the group and channel axes."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2)
+        return x.reshape(n, c, h, w)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): drop a whole residual branch per sample while training."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class PadShortcut(nn.Module):
+    """ResNet option A shortcut: subsample by the stride and zero-pad the new channels."""
+
+    def __init__(self, stride: int, extra: int):
+        super().__init__()
+        self.stride, self.extra = stride, extra
+
+    def forward(self, x):
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        if self.extra:
+            lo = self.extra // 2
+            x = F.pad(x, (0, 0, 0, 0, lo, self.extra - lo))
+        return x
+
+
+class Branch(nn.Module):
+    """Parallel paths on the same input, merged by concatenation or sum."""
+
+    def __init__(self, paths: list[nn.Module], merge: str):
+        super().__init__()
+        self.paths = nn.ModuleList(paths)
+        self.merge = merge
+
+    def forward(self, x):
+        outs = [p(x) for p in self.paths]
+        if self.merge == "concat":
+            return torch.cat(outs, 1)
+        out = outs[0]
+        for o in outs[1:]:
+            out = out + o
+        return out
+
+
+class Residual(nn.Module):
+    """out = act(scale * drop_path(body(x)) + shortcut(x))."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None, act: nn.Module | None,
+                 drop_path: float = 0.0, scale: float = 1.0):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut if shortcut is not None else nn.Identity()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.act = act if act is not None else nn.Identity()
+        self.scale = scale
+
+    def forward(self, x):
+        out = self.drop_path(self.body(x))
+        if self.scale != 1.0:
+            out = out * self.scale
+        return self.act(out + self.shortcut(x))
+
+
+class Dense(nn.Module):
+    """DenseNet connectivity: each layer sees the concatenation of the input and all earlier outputs."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        feats = [x]
+        for layer in self.layers:
+            feats.append(layer(torch.cat(feats, 1)))
+        return torch.cat(feats, 1)
+
+
+class Network(nn.Sequential):
+    """A compiled spec: ``stem``, ``stages`` and ``head`` in sequence.
+
+    ``spec_name`` and ``spec`` (the resolved, plain spec dict) travel with the module so that a
+    checkpoint can say which network it holds.
+    """
+
+    def __init__(self, parts, spec_name: str = "", spec: dict | None = None):
+        super().__init__(OrderedDict(parts))
+        self.spec_name = spec_name
+        self.spec = spec or {}

@@ -1,0 +1,175 @@
+"""A small, safe arithmetic language for spec values: ``in * t``, ``make_divisible(c * width, 8)``.
+
+Parsed with :mod:`ast` and walked by hand: only literals, names bound in the scope, arithmetic,
+comparisons, ``and/or/not``, ``a if cond else b`` and calls of the whitelisted functions below.
+No attribute access, subscripts, lambdas or other calls: a spec cannot reach Python.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Mapping
+
+from ..errors import did_you_mean
+
+
+class ExprError(ValueError):
+    """Raised with a short reason; the resolver adds file, line and key path."""
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``v`` to a multiple of ``divisor``, never more than 10% below it (torchvision's rule)."""
+    divisor = int(divisor)
+    min_value = divisor if min_value is None else int(min_value)
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return int(new_v)
+
+
+FUNCTIONS = {
+    "ceil": lambda x: int(math.ceil(x)),
+    "floor": lambda x: int(math.floor(x)),
+    "round": lambda x, n=None: round(x) if n is None else round(x, int(n)),
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "int": int,
+    "sqrt": math.sqrt,
+    "make_divisible": make_divisible,
+}
+
+_BINOPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+}
+_CMPOPS = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+_MAX_POW = 64
+
+
+_IN = re.compile(r"\bin\b")
+_IN_NAME = "in_"  # `in` (the input channels) is a Python keyword: it is parsed under this name
+
+
+def _parse(text: str) -> ast.expr:
+    try:
+        return ast.parse(_IN.sub(_IN_NAME, text.strip()), mode="eval").body
+    except SyntaxError as e:
+        raise ExprError(f"cannot parse expression '{text}': {e.msg}") from None
+
+
+def names_in(text: str) -> set[str]:
+    """The free names an expression uses (empty if it does not parse)."""
+    try:
+        tree = _parse(text)
+    except ExprError:
+        return set()
+    return {"in" if n.id == _IN_NAME else n.id
+            for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(FUNCTIONS)
+
+
+def is_expression(text: str) -> bool:
+    try:
+        _parse(text)
+        return True
+    except ExprError:
+        return False
+
+
+def evaluate(text: str, scope: Mapping[str, object]):
+    """Evaluate ``text`` with the names of ``scope``; raise ExprError with a clear reason."""
+    return _Eval(text, scope).visit(_parse(text))
+
+
+class _Eval:
+    def __init__(self, text: str, scope: Mapping[str, object]):
+        self.text, self.scope = text, scope
+
+    def fail(self, why: str):
+        raise ExprError(f"in expression '{self.text}': {why}")
+
+    def visit(self, node: ast.AST):
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            self.fail(f"'{type(node).__name__}' is not allowed (only arithmetic, comparisons, "
+                      f"conditions and the functions {', '.join(FUNCTIONS)})")
+        return method(node)
+
+    def visit_Constant(self, node: ast.Constant):
+        if not isinstance(node.value, (int, float, str, bool)) or node.value is None:
+            self.fail(f"literal {node.value!r} is not allowed")
+        return node.value
+
+    def visit_Name(self, node: ast.Name):
+        name = "in" if node.id == _IN_NAME else node.id
+        if name in self.scope:
+            return self.scope[name]
+        if node.id in ("true", "True"):
+            return True
+        if node.id in ("false", "False"):
+            return False
+        self.fail(f"unknown name '{name}'{did_you_mean(name, self.scope)}; "
+                  f"known here: {', '.join(sorted(k for k in self.scope if not k.startswith('_')))}")
+
+    def visit_BinOp(self, node: ast.BinOp):
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            self.fail(f"operator '{type(node.op).__name__}' is not allowed")
+        left, right = self.visit(node.left), self.visit(node.right)
+        self._numbers(left, right)
+        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_POW:
+            self.fail(f"exponent {right} is too large")
+        try:
+            return op(left, right)
+        except ZeroDivisionError:
+            self.fail("division by zero")
+
+    def visit_UnaryOp(self, node: ast.UnaryOp):
+        value = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not value
+        self._numbers(value)
+        return -value if isinstance(node.op, ast.USub) else +value
+
+    def visit_BoolOp(self, node: ast.BoolOp):
+        values = [self.visit(v) for v in node.values]
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+
+    def visit_Compare(self, node: ast.Compare):
+        left = self.visit(node.left)
+        for op, comp in zip(node.ops, node.comparators):
+            fn = _CMPOPS.get(type(op))
+            if fn is None:
+                self.fail(f"comparison '{type(op).__name__}' is not allowed")
+            right = self.visit(comp)
+            if not fn(left, right):
+                return False
+            left = right
+        return True
+
+    def visit_IfExp(self, node: ast.IfExp):
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Call(self, node: ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else "that"
+            self.fail(f"function '{name}' is not allowed{did_you_mean(name, FUNCTIONS)}; "
+                      f"allowed: {', '.join(FUNCTIONS)}")
+        if node.keywords:
+            self.fail("keyword arguments are not allowed")
+        args = [self.visit(a) for a in node.args]
+        self._numbers(*args)
+        try:
+            return FUNCTIONS[node.func.id](*args)
+        except (TypeError, ValueError, OverflowError) as e:
+            self.fail(f"{node.func.id}(): {e}")
+
+    def _numbers(self, *values):
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                self.fail(f"{v!r} is not a number")
