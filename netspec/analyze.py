@@ -70,8 +70,8 @@ def report_of(net: Node, name: str = "") -> Report:
     rep = Report(name or getattr(net, "spec_name", ""), net.inp.shape, net.out.shape,
                  net.total_params, net.total_macs)
     for qname, depth, node in net.walk():
-        if depth == 0:
-            continue
+        if depth == 0 or (node.kind == "seq" and not node.children):
+            continue                          # the network itself, or an empty stem/head
         layer = Layer(qname, node.kind, node.out.shape, node.total_params, node.total_macs,
                       0, depth, node.out.rf, node.info, getattr(node, "weights", 0), node.is_leaf)
         if node.is_leaf:
