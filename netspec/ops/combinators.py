@@ -92,6 +92,8 @@ def residual(a, feat: Feat, ctx) -> Node:
         raise a.at("shortcut").error(f"unknown shortcut '{sc}'{did_you_mean(sc, SHORTCUTS)}; "
                                      f"use one of {', '.join(SHORTCUTS)} or a list of layers")
     if sc == "none" or (sc == "optional" and bshape != ishape):
+        if a.drop_path == "auto":
+            ctx.auto_drop_path.append(None)  # it still takes its place in the schedule
         return body
     if sc == "optional":
         sc = "identity"

@@ -499,4 +499,5 @@ def _schedule_drop_path(spec, ctx: Ctx, root: Loc, probe: Ctx, scope: dict):
         raise loc.error(f"drop_path rate must be in [0, 1), got {rate}")
     nodes = ctx.auto_drop_path
     for i, node in enumerate(nodes):
-        node.drop_path = rate * (i + first) / len(nodes)
+        if node is not None:            # blocks whose shortcut fell away count, but drop nothing
+            node.drop_path = rate * (i + first) / len(nodes)
