@@ -1,0 +1,27 @@
+"""A wheel installed elsewhere finds every spec, block library and config (package data)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_ships_specs_and_runs_from_another_directory(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(ROOT)],
+                   check=True, cwd=tmp_path)
+    assert (target / "netspec" / "specs" / "vgg16.yaml").is_file()
+    assert (target / "netspec" / "blocks" / "library.yaml").is_file()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    code = ("import netspec, pathlib; "
+            "assert pathlib.Path(netspec.__file__).is_relative_to(pathlib.Path(%r)); "
+            "print(len(netspec.zoo()), netspec.analyze('vgg16').params)" % str(target))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) == len(list((ROOT / "specs").glob("*.yaml")))
+    assert out[1] == "138357544"
