@@ -266,3 +266,34 @@ def test_built_model_is_plain_pytorch_and_exports():
     cl = model.to(memory_format=torch.channels_last)
     assert torch.allclose(cl(x.to(memory_format=torch.channels_last)), model(x), atol=1e-5)
     assert model.spec["name"] == "mobilenet_v2"
+
+
+def test_compound_scaling_multiplies_depth_width_and_resolution():
+    node = netspec.resolve("efficientnet_b0", ["scale.phi=1"])
+    assert node.inp.shape == (3, round(224 * 1.15), round(224 * 1.15))
+    plain = netspec.analyze("efficientnet_b0", ["scale.width=1.1", "scale.depth=1.2",
+                                                f"input.size={round(224 * 1.15)}"])
+    assert netspec.analyze("efficientnet_b0", ["scale.phi=1"]).params == plain.params
+
+
+def test_branch_split_gives_each_path_a_channel_slice():
+    net = spec(stem=[{"conv": {"c": 8}}],
+               stages=[{"branch": {"paths": ["identity", [{"conv": {"c": 4, "k": 1}}]],
+                                   "split": True}}, {"shuffle": 2}])
+    report = netspec.analyze(net)
+    assert report.tree[1].out_shape == (8, 16, 16)
+    assert netspec.build(net)(torch.randn(2, 3, 16, 16)).shape == (2, 4)
+
+
+def test_aux_heads_train_with_the_network_and_cost_nothing_at_inference():
+    head = [{"pool": "global_avg"}, {"linear": {"c": "num_classes"}}]
+    net = spec(stem=[{"conv": {"c": 8}}], stages=[{"aux": {"body": head, "weight": 0.3}},
+                                                  {"conv": {"c": 8}}])
+    report = netspec.analyze(net)
+    without = netspec.analyze(spec(stem=[{"conv": {"c": 8}}], stages=[{"conv": {"c": 8}}]))
+    assert report.params == without.params + 8 * 4 + 4 and report.macs == without.macs
+    model = netspec.build(net)
+    x = torch.randn(2, 3, 16, 16)
+    logits, aux = model.train()(x)
+    assert logits.shape == (2, 4) and aux[0][0] == 0.3 and aux[0][1].shape == (2, 4)
+    assert model.eval()(x).shape == (2, 4)

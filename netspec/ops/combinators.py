@@ -31,12 +31,14 @@ def sequence(children: list[tuple[str, Node]], feat: Feat, loc, kind: str = "seq
 
 class BranchNode(Node):
     def build(self) -> nn.Module:
-        return M.Branch([c.build() for _, c in self.children], self.merge)
+        return M.Branch([c.build() for _, c in self.children], self.merge, self.split)
 
 
 @op("branch", {
     "paths": Arg("nodes", REQUIRED, doc="the parallel paths, each a layer or a list of layers"),
     "merge": Arg("str", "concat", choices=("concat", "add")),
+    "split": Arg("bool", False, doc="give each path an equal slice of the input channels "
+                                    "instead of all of them (ShuffleNetV2)"),
 }, scalar="paths")
 def branch(a, feat: Feat, ctx) -> Node:
     """Parallel paths on the same input, merged by channel concatenation or by sum."""
@@ -44,7 +46,14 @@ def branch(a, feat: Feat, ctx) -> Node:
     if not isinstance(paths, list) or len(paths) < 1:
         raise a.at("paths").error("branch needs a list of paths")
     loc = a.at("paths")
-    outs = [ctx.resolve(p, feat, loc.key(paths, i)) for i, p in enumerate(paths)]
+    inputs = [feat] * len(paths)
+    if a.split:
+        if feat.spatial is None or feat.channels % len(paths):
+            raise a.at("split").error(f"split needs channels that divide among the {len(paths)} "
+                                      f"paths, got {feat.describe()}")
+        part = feat.channels // len(paths)
+        inputs = [feat.with_shape((part, *feat.spatial))] * len(paths)
+    outs = [ctx.resolve(p, f, loc.key(paths, i)) for i, (p, f) in enumerate(zip(paths, inputs))]
     shapes = [o.out.shape for o in outs]
     if a.merge == "concat":
         if any(len(s) != 3 for s in shapes) or len({s[1:] for s in shapes}) > 1:
@@ -57,8 +66,36 @@ def branch(a, feat: Feat, ctx) -> Node:
             raise a.loc.error(f"branch cannot add outputs of different shapes: {desc}")
         out = shapes[0]
     node = BranchNode("branch", feat, merge_rf([o.out for o in outs], out), a.loc,
-                      children=[(f"paths.{i}", o) for i, o in enumerate(outs)], info=a.merge)
-    node.merge = a.merge
+                      children=[(f"paths.{i}", o) for i, o in enumerate(outs)],
+                      info=a.merge + (" split" if a.split else ""))
+    node.merge, node.split = a.merge, len(paths) if a.split else 0
+    return node
+
+
+class AuxNode(Node):
+    def build(self) -> nn.Module:
+        return M.Aux(self.children[0][1].build(), self.weight)
+
+    @property
+    def total_macs(self) -> int:
+        return 0  # MACs are the cost of inference, where auxiliary heads don't run
+
+
+@op("aux", {
+    "body": Arg("node", REQUIRED, doc="the auxiliary head, e.g. pool, conv, linear"),
+    "weight": Arg("float", 0.3, doc="its weight in the training loss"),
+}, scalar="body")
+def aux(a, feat: Feat, ctx) -> Node:
+    """An auxiliary classifier on the current features (GoogLeNet, Inception-v3).
+
+    The features pass through unchanged; in training the network also returns the head's output.
+    """
+    body = ctx.resolve(a.body, feat, a.at("body"))
+    if body.out.shape != (ctx.scope["num_classes"],):
+        raise a.at("body").error(f"an auxiliary head must end in {ctx.scope['num_classes']} "
+                                 f"class scores, but gives {body.out.describe()}")
+    node = AuxNode("aux", feat, feat, a.loc, children=[("body", body)], info=f"w={a.weight}")
+    node.weight = a.weight
     return node
 
 

@@ -119,15 +119,18 @@ class PadShortcut(nn.Module):
 
 
 class Branch(nn.Module):
-    """Parallel paths on the same input, merged by concatenation or sum."""
+    """Parallel paths on the same input (or on equal channel slices of it), merged by concat or sum."""
 
-    def __init__(self, paths: list[nn.Module], merge: str):
+    def __init__(self, paths: list[nn.Module], merge: str, split: int = 0):
         super().__init__()
         self.paths = nn.ModuleList(paths)
-        self.merge = merge
+        self.merge, self.split = merge, split
 
     def forward(self, x):
-        outs = [p(x) for p in self.paths]
+        if self.split:
+            outs = [p(xi) for p, xi in zip(self.paths, x.chunk(self.split, 1))]
+        else:
+            outs = [p(x) for p in self.paths]
         if self.merge == "concat":
             return torch.cat(outs, 1)
         out = outs[0]
@@ -169,6 +172,19 @@ class Dense(nn.Module):
         return torch.cat(feats, 1)
 
 
+class Aux(nn.Module):
+    """An auxiliary head: passes its input on; in training keeps the head's output for the loss."""
+
+    def __init__(self, body: nn.Module, weight: float):
+        super().__init__()
+        self.body, self.weight = body, weight
+        self.output = None
+
+    def forward(self, x):
+        self.output = self.body(x) if self.training else None
+        return x
+
+
 class Network(nn.Sequential):
     """A compiled spec: ``stem``, ``stages`` and ``head`` in sequence.
 
@@ -180,3 +196,12 @@ class Network(nn.Sequential):
         super().__init__(OrderedDict(parts))
         self.spec_name = spec_name
         self.spec = spec or {}
+        # a plain list, not submodules: the heads are already registered where the spec puts them
+        self.__dict__["aux_heads"] = [m for m in self.modules() if isinstance(m, Aux)]
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training and self.aux_heads:
+            # (logits, [(weight, aux_logits), ...]) as GoogLeNet/Inception train with them
+            return out, [(m.weight, m.output) for m in self.aux_heads]
+        return out

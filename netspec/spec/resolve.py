@@ -359,7 +359,10 @@ def _short(raw) -> str:
 TOP_KEYS = ("name", "paper", "doc", "reference", "base", "include", "input", "num_classes",
             "scale", "defaults", "vars", "drop_path", "stem", "stages", "head", "blocks")
 INPUT_KEYS = ("channels", "size")
-SCALE_KEYS = ("width", "depth", "resolution", "divisor", "depth_round")
+SCALE_KEYS = ("width", "depth", "resolution", "divisor", "depth_round",
+              "phi", "alpha", "beta", "gamma")
+# EfficientNet's compound scaling: depth alpha^phi, width beta^phi, resolution gamma^phi
+COMPOUND = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}
 
 
 class NetworkNode(Node):
@@ -420,6 +423,12 @@ def resolve_spec(spec: Map, *, sampler: Callable | None = None, extra_blocks=Non
     res = probe._number("resolution", "float", scale.get("resolution", 1.0),
                         sloc.key(scale, "resolution"))
     divisor = probe._number("divisor", "int", scale.get("divisor", 8), sloc.key(scale, "divisor"))
+    phi = probe._number("phi", "float", scale.get("phi", 0.0), sloc.key(scale, "phi"))
+    coef = {k: probe._number(k, "float", scale.get(k, v), sloc.key(scale, k))
+            for k, v in COMPOUND.items()}
+    if phi:
+        depth, width, res = (depth * coef["alpha"] ** phi, width * coef["beta"] ** phi,
+                             res * coef["gamma"] ** phi)
     depth_round = scale.get("depth_round", "ceil")
     for key, v in (("width", width), ("depth", depth), ("resolution", res), ("divisor", divisor)):
         if v <= 0:
