@@ -23,6 +23,10 @@ def _need_map(a, feat: Feat, what: str):
 
 
 def _spatial_out(a, feat: Feat, k, s, p, d, ceil=False, what="conv"):
+    for key, v, least, name in (("k", k, 1, "kernel size"), ("s", s, 1, "stride"),
+                                ("d", d, 1, "dilation"), ("p", p, 0, "padding")):
+        if min(v) < least:
+            raise a.at(key).error(f"{what} {name} must be at least {least}, got {min(v)}")
     h, w = feat.spatial
     out = tuple(window_out(n, k[i], s[i], p[i], d[i], ceil) for i, n in enumerate((h, w)))
     if min(out) < 1:
@@ -85,7 +89,9 @@ def conv(a, feat: Feat, ctx) -> Node:
     groups = cin if a.dw else a.groups
     if cout < 1:
         raise a.at("c").error(f"conv needs at least 1 output channel, got {cout}")
-    if groups < 1 or cin % groups or cout % groups:
+    if groups < 1:
+        raise a.at("groups").error(f"groups must be at least 1, got {groups}")
+    if cin % groups or cout % groups:
         raise a.at("groups").error(f"groups={groups} must divide both the input channels ({cin}) "
                                    f"and the output channels ({cout})")
     k, s, d = pair(a.k), pair(a.s), pair(a.d)
@@ -154,6 +160,9 @@ def pool(a, feat: Feat, ctx) -> Node:
         node = PoolNode("pool", feat, feat.after((c,), (h, w), (h, w)), a.loc, info=a.type)
     elif a.type.startswith("adaptive"):
         size = pair(a.size)
+        if min(size) < 1:
+            raise a.at("size").error(f"adaptive pool output size must be at least 1, "
+                                     f"got {min(size)}")
         h, w = feat.spatial
         k = (-(-h // size[0]), -(-w // size[1]))
         node = PoolNode("pool", feat, feat.after((c, *size), k, k), a.loc,
@@ -255,12 +264,18 @@ def dropout(a, feat: Feat, ctx) -> Node:
 
 
 @op("lrn", {"size": Arg("int", 5), "alpha": Arg("float", 1e-4), "beta": Arg("float", 0.75),
-            "k": Arg("float", 2.0)})
+            "k": Arg("float", 2.0),
+            "alpha_of": Arg("str", "mean", choices=("mean", "sum"),
+                            doc="mean: k + alpha * mean of the squares over the window (torch, "
+                                "Caffe); sum: k + alpha * their sum (Krizhevsky et al. 2012)")})
 def lrn(a, feat: Feat, ctx) -> Node:
     """Local response normalization (AlexNet)."""
     _need_map(a, feat, "lrn")
+    if a.size < 1:
+        raise a.at("size").error(f"lrn size must be at least 1, got {a.size}")
+    alpha = a.alpha * a.size if a.alpha_of == "sum" else a.alpha
     return _leaf("lrn", a, feat, feat,
-                 lambda: nn.LocalResponseNorm(a.size, a.alpha, a.beta, a.k), info=f"n={a.size}")
+                 lambda: nn.LocalResponseNorm(a.size, alpha, a.beta, a.k), info=f"n={a.size}")
 
 
 @op("flatten", {})
