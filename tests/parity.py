@@ -40,3 +40,25 @@ def check_parity(name: str, reference: torch.nn.Module, size: int, overrides=(),
     diff = (ours - theirs).abs().max().item()
     assert diff <= LOGITS_TOLERANCE, f"{name}: logits differ by {diff:.3g}"
     return report
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give a reference random weights at a sane scale, in place, before ``check_parity``.
+
+    Libraries' own inits can make deep logits explode (torchvision's Inception-v3: ~1e10) or
+    leave BN statistics at 0 and 1, where a mix-up of two BN tensors would not show. Here weights
+    are fan-in normals, BN scales and running variances lie in [0.5, 1.5], biases, shifts and
+    running means are small: the logits stay O(1) and every tensor matters.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict(keep_vars=True).items():
+            if not t.is_floating_point():
+                continue
+            if t.dim() > 1:
+                t.normal_(0.0, (1.0 / t[0].numel()) ** 0.5, generator=gen)
+            elif name.endswith(("running_var", "weight")):
+                t.uniform_(0.5, 1.5, generator=gen)
+            else:
+                t.normal_(0.0, 0.1, generator=gen)
+    return model

@@ -101,10 +101,13 @@ def aux(a, feat: Feat, ctx) -> Node:
 
 class ResidualNode(Node):
     def build(self) -> nn.Module:
-        body = self.children[0][1].build()
-        shortcut = self.children[1][1].build() if len(self.children) > 1 else self.shortcut_module
+        parts = dict(self.children)
+        body = parts["body"].build()
+        shortcut = parts["shortcut"].build() if "shortcut" in parts else self.shortcut_module
         act = M.activation(self.act) if self.act != "none" else None
-        return M.Residual(body, shortcut, act, self.drop_path, self.scale)
+        pre = parts["pre"].build() if "pre" in parts else None
+        return M.Residual(body, shortcut, act, self.drop_path, self.scale,
+                          shortcut_first=self.shortcut_first, pre=pre, identity=self.identity)
 
 
 SHORTCUTS = ("auto", "identity", "projection", "optional", "pad", "none")
@@ -118,10 +121,23 @@ SHORTCUTS = ("auto", "identity", "projection", "optional", "pad", "none")
     "drop_path": Arg("any", 0.0, doc="stochastic depth probability, or 'auto' for the "
                                      "network's linear schedule"),
     "scale": Arg("float", 1.0, doc="multiplier of F(x) before the sum"),
+    "shortcut_first": Arg("bool", False, doc="register the shortcut's layers before the body's "
+                                             "(the weight order of e.g. timm's Xception)"),
+    "pre": Arg("node", None, doc="layers before the split, e.g. a shared pre-activation: the "
+                                 "body and a non-identity shortcut start from their output; "
+                                 "an identity shortcut carries the input itself"),
 }, scalar="body")
 def residual(a, feat: Feat, ctx) -> Node:
-    """out = act(F(x) + shortcut(x)); the shortcut adapts to the body's output shape."""
-    body = ctx.resolve(a.body, feat, a.at("body"))
+    """out = act(F(x) + shortcut(x)); the shortcut adapts to the body's output shape.
+
+    With ``pre``: p = pre(x), out = act(F(p) + (x if the shortcut is identity else shortcut(p))):
+    the full pre-activation unit of He et al. 2016b, whose projection reads the pre-activation.
+    """
+    pre, start = None, feat
+    if a.pre is not None:
+        pre = ctx.resolve(a.pre, feat, a.at("pre"))
+        start = pre.out if pre is not None else feat
+    body = ctx.resolve(a.body, start, a.at("body"))
     bshape, ishape = body.out.shape, feat.shape
     sc = a.shortcut
     if isinstance(sc, str) and sc not in SHORTCUTS:
@@ -131,15 +147,19 @@ def residual(a, feat: Feat, ctx) -> Node:
     if sc == "none" or (sc == "optional" and bshape != ishape):
         if a.drop_path == "auto":
             ctx.auto_drop_path.append(None)  # it still takes its place in the schedule
-        return body
+        return body if pre is None else sequence([("pre", pre), ("body", body)], feat, a.loc)
     if sc == "optional":
         sc = "identity"
     if sc == "auto":
         sc = "identity" if bshape == ishape else "projection"
+    if sc == "pad" and bshape == ishape:
+        sc = "identity"                  # option A pads only where the shape changes
     act = a.act if a.act is not None else ctx.default("act")
     node = ResidualNode("residual", feat, merge_rf([feat, body.out], bshape), a.loc,
                         children=[("body", body)], info=sc)
     node.act, node.scale, node.shortcut_module = act, a.scale, None
+    node.shortcut_first = a.shortcut_first
+    node.identity = sc == "identity"
     node.drop_path = _drop_path(a, ctx, node)
     if sc == "identity":
         if bshape != ishape:
@@ -147,23 +167,30 @@ def residual(a, feat: Feat, ctx) -> Node:
                               f"{body.out.describe()} but the identity shortcut gives "
                               f"{feat.describe()}; use shortcut: projection (or auto)")
     elif sc in ("projection", "pad"):
-        stride = _stride_between(a, feat, body.out)
+        stride = _stride_between(a, start, body.out)
         if sc == "projection":
             proj = {"conv": {"c": bshape[0], "k": 1, "s": stride, "act": "none"}}
-            node.children.append(("shortcut", ctx.resolve(proj, feat, a.at("shortcut"))))
+            if pre is not None:     # after a pre-activation: a bare conv, as the body's last
+                proj["conv"].update(norm="none", bias=False)
+            node.children.append(("shortcut", ctx.resolve(proj, start, a.at("shortcut"))))
         else:
-            extra = bshape[0] - ishape[0]
+            extra = bshape[0] - start.shape[0]
             if extra < 0:
-                raise a.at("shortcut").error(f"a 'pad' shortcut cannot reduce {ishape[0]} "
+                raise a.at("shortcut").error(f"a 'pad' shortcut cannot reduce {start.shape[0]} "
                                              f"channels to {bshape[0]}")
             node.shortcut_module = M.PadShortcut(stride, extra)
     else:  # a user-written shortcut path
-        path = ctx.resolve(sc, feat, a.at("shortcut"))
+        path = ctx.resolve(sc, start, a.at("shortcut"))
         if path.out.shape != bshape:
             raise a.loc.error(f"residual branches disagree: the body gives "
                               f"{body.out.describe()} but the shortcut gives "
                               f"{path.out.describe()}")
         node.children.append(("shortcut", path))
+    if a.shortcut_first:
+        node.children.reverse()          # the report lists layers in the module's order
+    if pre is not None:
+        node.children.insert(0, ("pre", pre))
+        node.info += " from pre" if sc != "identity" else ""
     return node
 
 

@@ -140,11 +140,20 @@ class Branch(nn.Module):
 
 
 class Residual(nn.Module):
-    """out = act(scale * drop_path(body(x)) + shortcut(x))."""
+    """out = act(scale * drop_path(body(x)) + shortcut(x)).
+
+    With ``pre`` (a shared pre-activation): p = pre(x) feeds the body and a non-identity
+    shortcut, while an identity shortcut carries x itself.
+    """
 
     def __init__(self, body: nn.Module, shortcut: nn.Module | None, act: nn.Module | None,
-                 drop_path: float = 0.0, scale: float = 1.0):
+                 drop_path: float = 0.0, scale: float = 1.0, shortcut_first: bool = False,
+                 pre: nn.Module | None = None, identity: bool = False):
         super().__init__()
+        self.pre = pre                      # registered first when given (None: no module)
+        self.identity = identity or shortcut is None
+        if shortcut_first:      # registration order is state_dict order: a reference's layout
+            self.shortcut = shortcut if shortcut is not None else nn.Identity()
         self.body = body
         self.shortcut = shortcut if shortcut is not None else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -152,6 +161,13 @@ class Residual(nn.Module):
         self.scale = scale
 
     def forward(self, x):
+        if self.pre is not None:
+            p = self.pre(x)
+            skip = x if self.identity else self.shortcut(p)
+            out = self.drop_path(self.body(p))
+            if self.scale != 1.0:
+                out = out * self.scale
+            return self.act(out + skip)
         out = self.drop_path(self.body(x))
         if self.scale != 1.0:
             out = out * self.scale
