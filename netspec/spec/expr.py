@@ -1,8 +1,9 @@
 """A small, safe arithmetic language for spec values: ``in * t``, ``make_divisible(c * width, 8)``.
 
 Parsed with :mod:`ast` and walked by hand: only literals, names bound in the scope, arithmetic,
-comparisons, ``and/or/not``, ``a if cond else b`` and calls of the whitelisted functions below.
-No attribute access, subscripts, lambdas or other calls: a spec cannot reach Python.
+comparisons, ``and/or/not``, ``a if cond else b``, calls of the whitelisted functions below and
+look-ups in tables the spec defines (``out[g]`` with ``vars: {out: {1: 144, 3: 240}}``).
+No attribute access, slices, lambdas or other calls: a spec cannot reach Python.
 """
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ def _parse(text: str) -> ast.expr:
         return ast.parse(_IN.sub(_IN_NAME, text.strip()), mode="eval").body
     except SyntaxError as e:
         raise ExprError(f"cannot parse expression '{text}': {e.msg}") from None
+    except (ValueError, RecursionError, MemoryError):   # a NUL byte; absurd nesting
+        raise ExprError(f"cannot parse expression '{text[:40]}'") from None
 
 
 def names_in(text: str) -> set[str]:
@@ -83,7 +86,20 @@ def is_expression(text: str) -> bool:
 
 def evaluate(text: str, scope: Mapping[str, object]):
     """Evaluate ``text`` with the names of ``scope``; raise ExprError with a clear reason."""
-    return _Eval(text, scope).visit(_parse(text))
+    tree = _parse(text)
+    try:
+        return _Eval(text, scope).visit(tree)
+    except RecursionError:
+        raise ExprError(f"expression '{text[:40]}...' is nested too deeply") from None
+
+
+# what the user wrote, for the forms the language refuses
+_REFUSED = {"Attribute": "attribute access", "Lambda": "lambda", "NamedExpr": "':='",
+            "ListComp": "a comprehension", "SetComp": "a comprehension",
+            "DictComp": "a comprehension", "GeneratorExp": "a comprehension",
+            "JoinedStr": "an f-string", "Starred": "'*' unpacking", "List": "a list literal",
+            "Tuple": "a tuple", "Dict": "a mapping literal", "Set": "a set literal",
+            "Await": "await", "Yield": "yield", "YieldFrom": "yield"}
 
 
 class _Eval:
@@ -96,7 +112,10 @@ class _Eval:
     def visit(self, node: ast.AST):
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
-            self.fail(f"'{type(node).__name__}' is not allowed (only arithmetic, comparisons, "
+            what = _REFUSED.get(type(node).__name__, f"'{type(node).__name__}'")
+            if isinstance(node, ast.Attribute):
+                what = f"attribute access ('.{node.attr}')"
+            self.fail(f"{what} is not allowed (only arithmetic, comparisons, "
                       f"conditions and the functions {', '.join(FUNCTIONS)})")
         return method(node)
 
@@ -113,8 +132,9 @@ class _Eval:
             return True
         if node.id in ("false", "False"):
             return False
-        self.fail(f"unknown name '{name}'{did_you_mean(name, self.scope)}; "
-                  f"known here: {', '.join(sorted(k for k in self.scope if not k.startswith('_')))}")
+        known = sorted(str(k) for k in self.scope if not str(k).startswith("_"))
+        self.fail(f"unknown name '{name}'{did_you_mean(name, known)}"
+                  + (f"; known here: {', '.join(known)}" if known else ""))
 
     def visit_BinOp(self, node: ast.BinOp):
         op = _BINOPS.get(type(node.op))
@@ -124,16 +144,26 @@ class _Eval:
         self._numbers(left, right)
         if isinstance(node.op, ast.Pow) and abs(right) > _MAX_POW:
             self.fail(f"exponent {right} is too large")
+        if isinstance(node.op, ast.Pow) and isinstance(left, int) and isinstance(right, int) \
+                and right * abs(left).bit_length() > 64 * _MAX_POW:
+            self.fail(f"{left} ** {right} is too large")
         try:
-            return op(left, right)
+            value = op(left, right)
         except ZeroDivisionError:
             self.fail("division by zero")
+        except OverflowError:
+            self.fail("the result is too large")
+        if isinstance(value, complex):
+            self.fail(f"({left}) ** {right} is not a real number")
+        return value
 
     def visit_UnaryOp(self, node: ast.UnaryOp):
         value = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             return not value
         self._numbers(value)
+        if isinstance(node.op, ast.Invert):
+            self.fail("operator '~' is not allowed")
         return -value if isinstance(node.op, ast.USub) else +value
 
     def visit_BoolOp(self, node: ast.BoolOp):
@@ -147,7 +177,11 @@ class _Eval:
             if fn is None:
                 self.fail(f"comparison '{type(op).__name__}' is not allowed")
             right = self.visit(comp)
-            if not fn(left, right):
+            try:
+                holds = fn(left, right)
+            except TypeError:
+                self.fail(f"cannot compare {left!r} with {right!r}")
+            if not holds:
                 return False
             left = right
         return True
@@ -155,9 +189,39 @@ class _Eval:
     def visit_IfExp(self, node: ast.IfExp):
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
 
+    def visit_Subscript(self, node: ast.Subscript):
+        """``table[key]``: an entry of a list or mapping the spec defines (e.g. in ``vars``)."""
+        table = self.visit(node.value)
+        if isinstance(node.slice, ast.Slice):
+            self.fail("slices are not allowed; look up one entry: table[key]")
+        key = self.visit(node.slice)
+        if not isinstance(key, (int, float, str)):
+            self.fail(f"a table key must be a number or a name, got {key!r}")
+        if isinstance(table, dict):
+            if key not in table and isinstance(key, float) and key.is_integer():
+                key = int(key)
+            if key not in table:
+                keys = ", ".join(map(str, table))
+                self.fail(f"no entry {key!r} in the table (its keys: {keys})")
+            return table[key]
+        if isinstance(table, (list, tuple)):
+            if isinstance(key, float) and key.is_integer():
+                key = int(key)
+            if isinstance(key, (bool, str, float)) or not -len(table) <= key < len(table):
+                self.fail(f"index {key!r} is out of range (the list has {len(table)} entries)")
+            return table[key]
+        self.fail(f"{table!r} is not a table; only lists and mappings can be indexed")
+
     def visit_Call(self, node: ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            name = node.func.id if isinstance(node.func, ast.Name) else "that"
+        if isinstance(node.func, ast.Attribute):
+            self.fail(f"method calls ('.{node.func.attr}()') are not allowed; "
+                      f"allowed functions: {', '.join(FUNCTIONS)}")
+        if not isinstance(node.func, ast.Name):
+            if isinstance(node.func, ast.Lambda):
+                self.visit(node.func)                          # "lambda is not allowed"
+            self.fail(f"only the functions {', '.join(FUNCTIONS)} can be called")
+        if node.func.id not in FUNCTIONS:
+            name = node.func.id
             self.fail(f"function '{name}' is not allowed{did_you_mean(name, FUNCTIONS)}; "
                       f"allowed: {', '.join(FUNCTIONS)}")
         if node.keywords:
@@ -166,7 +230,7 @@ class _Eval:
         self._numbers(*args)
         try:
             return FUNCTIONS[node.func.id](*args)
-        except (TypeError, ValueError, OverflowError) as e:
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError) as e:
             self.fail(f"{node.func.id}(): {e}")
 
     def _numbers(self, *values):

@@ -24,6 +24,8 @@ SECTIONS = ("stem", "stages", "head")
 DEFAULTS = {"norm": "bn", "act": "relu", "bias": "auto", "bn_eps": 1e-5, "bn_momentum": 0.1,
             "order": "post", "gn_groups": 32}
 CONV_CHANNELS = {"conv": ("c",)}
+MAX_REPEATS, MAX_LAYERS = 10_000, 20_000     # resnet1202 resolves 2403 layers
+_MAX_INT = 2**31 - 1        # no channel count, size or repeat comes near; torch can't build more
 
 
 class BlockNode(Transparent):
@@ -45,6 +47,7 @@ class Ctx:
         self.section = ""
         self.auto_drop_path: list[Node] = []
         self.globals: set[str] = set()    # names a block body sees besides its own arguments
+        self.layers = 0                   # resolved so far: a runaway `n` stops at MAX_LAYERS
 
     # -- defaults ---------------------------------------------------------------------------
     def default(self, key: str):
@@ -87,6 +90,11 @@ class Ctx:
             names = names_in(raw)
             if names and all(n in scope for n in names) or (not names and _numeric(raw)):
                 return self.eval(raw, loc, scope)
+            if not names:                       # arithmetic on numbers alone: `se: 1/16`
+                try:
+                    return evaluate(raw, scope)
+                except ExprError:
+                    return raw
             if raw.isidentifier():
                 return raw
             if any(op in raw for op in "+-*/%()<>=") and names:
@@ -115,6 +123,10 @@ class Ctx:
                 raw = self.scope[raw]          # a block argument passed through: `act: act`
                 if raw is None:
                     return None
+            elif isinstance(raw, str) and not raw.isidentifier() and is_expression(raw) \
+                    and names_in(raw) and names_in(raw) <= set(self.scope):
+                # a name chosen by an expression: `merge: "'add' if s == 1 else 'concat'"`
+                raw = self.eval(raw, loc)
             if not isinstance(raw, str):
                 raise loc.error(f"'{name}' must be a name, got {raw!r}")
             if arg.choices and raw not in arg.choices:
@@ -136,7 +148,11 @@ class Ctx:
                 raise loc.error(f"'{name}' must be true or false, got {value!r}")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise loc.error(f"'{name}' must be a number, got {value!r}")
+            raise loc.error(f"'{name}' must be a number, got {_short(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise loc.error(f"'{name}' must be a finite number, got {value}")
+        if abs(value) > _MAX_INT:
+            raise loc.error(f"'{name}' is out of range: {_short(value)}")
         if t == "int":
             if isinstance(value, float):
                 if not value.is_integer():
@@ -149,14 +165,24 @@ class Ctx:
 
     # -- nodes ------------------------------------------------------------------------------
     def resolve(self, raw, feat: Feat, loc: Loc, *, index_names: bool = False) -> Node:
-        """Resolve one layer, combinator, block call or list of them."""
+        """Resolve one layer, combinator, block call or list of them.
+
+        A layer whose ``if:`` is false resolves to an empty sequence (identity), so that
+        combinators and Python blocks always get a node.
+        """
+        node = self.resolve_or_none(raw, feat, loc, index_names=index_names)
+        return sequence([], feat, loc) if node is None else node
+
+    def resolve_or_none(self, raw, feat: Feat, loc: Loc, *,
+                        index_names: bool = False) -> Node | None:
+        """As :meth:`resolve`, but None for a layer whose ``if:`` is false."""
         if isinstance(raw, list):
             return self._sequence(raw, feat, loc, index_names)
         if isinstance(raw, str):
             return self._call(raw, None, feat, loc)
         if isinstance(raw, dict):
             if _is_choice(raw):
-                return self.resolve(self.choice(raw, loc), feat, loc)
+                return self.resolve_or_none(self.choice(raw, loc), feat, loc)
             if len(raw) != 1:
                 keys = ", ".join(map(str, raw))
                 raise loc.error(f"a layer is a mapping with exactly one name (conv, pool, a block, "
@@ -169,7 +195,7 @@ class Ctx:
     def _sequence(self, items: list, feat: Feat, loc: Loc, index_names: bool) -> Node:
         children, counts, cur = [], {}, feat
         for i, item in enumerate(items):
-            child = self.resolve(item, cur, loc.key(items, i))
+            child = self.resolve_or_none(item, cur, loc.key(items, i))
             if child is None:
                 continue                                   # `if:` was false
             if index_names:
@@ -209,6 +235,10 @@ class Ctx:
         if unknown:
             k = unknown[0]
             hint = did_you_mean(k, declared + list(NODE_KEYS))
+            layer_args = [a for a, arg in target.args.items()
+                          if getattr(arg, "type", "") in ("node", "nodes")]
+            if not hint and layer_args and (k in OPS or k in self.blocks or k in PYTHON_BLOCKS):
+                hint = f" ('{k}' is a layer: put it under '{layer_args[0]}:')"
             raise locs[k].error(f"{name} has no argument '{k}'{hint}; "
                                 f"its arguments: {', '.join(declared) or 'none'}")
         scaled = self.block_depth == 0
@@ -217,6 +247,8 @@ class Ctx:
         width = self.width
         if "width" in node_keys:
             width = self._number("width", "float", node_keys["width"], node_locs["width"])
+            if width <= 0:
+                raise node_locs["width"].error(f"'width' must be positive, got {width:g}")
         n = None
         if "n" in node_keys:
             n = self._number("n", "int", node_keys["n"], node_locs["n"])
@@ -227,9 +259,16 @@ class Ctx:
                 n = self._scale_depth(n)
             elif "n" in declared and "n" in kwargs:
                 kwargs["n"] = self._scale_depth(self._number("n", "int", kwargs["n"], locs["n"]))
+        if n is not None and n > MAX_REPEATS:
+            raise node_locs["n"].error(f"'n' is {n} repeats (after depth scaling); "
+                                       f"at most {MAX_REPEATS}")
         repeats = n or 1
         nodes, cur = [], feat
         for r in range(repeats):
+            self.layers += 1
+            if self.layers > MAX_LAYERS:
+                raise loc.error(f"the network has more than {MAX_LAYERS} layers; "
+                                f"is a repeat count 'n' far too large?")
             if self.block_depth == 0:      # in a block body, `in` stays the block's input
                 self.scope = {**self.scope, "in": cur.channels}
             args = dict(kwargs)
@@ -321,7 +360,7 @@ class Ctx:
         self.scope = scope
         self.block_depth += 1
         try:
-            body = self.resolve(block.body, feat, block.loc)
+            body = self.resolve_or_none(block.body, feat, block.loc)
         except SpecError as e:
             if e.file == loc.file and e.line == loc.line:
                 raise
@@ -350,7 +389,10 @@ def _numeric(text: str) -> bool:
 
 
 def _short(raw) -> str:
-    text = repr(dict(raw)) if isinstance(raw, dict) else repr(raw)
+    try:
+        text = repr(dict(raw)) if isinstance(raw, dict) else repr(raw)
+    except ValueError:                    # an int too long to print
+        return "a number with too many digits"
     return text if len(text) < 60 else text[:57] + "..."
 
 
@@ -461,6 +503,14 @@ def resolve_spec(spec: Map, *, sampler: Callable | None = None, extra_blocks=Non
                 f"use one of {', '.join(ACTIVATIONS)}, none")
         if k == "order" and v not in ("pre", "post"):
             raise dloc.key(draw, k).error(f"order must be 'pre' or 'post', got {v!r}")
+        if k == "bias" and v not in (True, False, "auto"):
+            raise dloc.key(draw, k).error(f"bias must be true, false or auto, got {_short(v)}")
+        if k in ("bn_eps", "bn_momentum", "gn_groups"):
+            v = probe._number(k, "int" if k == "gn_groups" else "float", v, dloc.key(draw, k))
+            if v <= 0 or k == "bn_momentum" and v > 1:
+                raise dloc.key(draw, k).error(f"{k} must be "
+                                              f"{'in (0, 1]' if k == 'bn_momentum' else 'positive'}"
+                                              f", got {v}")
         defaults[k] = v
 
     ctx = Ctx(scope=scope, defaults=defaults, blocks=blocks, width=width, depth=depth,
