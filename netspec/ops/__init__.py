@@ -1,5 +1,5 @@
 """Primitives and combinators; importing this package registers them all in ``OPS``."""
-from . import combinators, layers  # noqa: F401  (registration)
+from . import cells, combinators, layers  # noqa: F401  (registration)
 from .base import OPS, Arg, Feat, Node, op
 
 __all__ = ["OPS", "Arg", "Feat", "Node", "op"]
