@@ -44,6 +44,7 @@ def build(spec, overrides=()):
     net = resolve(spec, overrides)
     model = net.build()
     model.spec = net.spec
+    model.input_shape = net.inp.shape     # (C, H, W): port_weights runs an example through it
     return model
 
 

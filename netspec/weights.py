@@ -6,8 +6,10 @@ from torch import nn
 
 from .errors import WeightsError
 
+Pairs = list[tuple[str, torch.Tensor]]
 
-def _tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+
+def _tensors(module: nn.Module) -> Pairs:
     # BatchNorm's step counter is bookkeeping, not weights; some libraries don't keep it.
     return [(k, v) for k, v in module.state_dict(keep_vars=True).items()
             if not k.endswith("num_batches_tracked")]
@@ -17,24 +19,114 @@ def _shape(t: torch.Tensor) -> str:
     return "x".join(map(str, t.shape)) or "scalar"
 
 
-def port_weights(model: nn.Module, reference: nn.Module) -> nn.Module:
-    """Copy every parameter and buffer of ``reference`` into ``model``, pairing them in order.
+def _core(shape: torch.Size) -> tuple:
+    # a 1x1 convolution and a linear layer hold the same matrix: [out, in, 1, 1] ~ [out, in]
+    return tuple(shape[:2]) if len(shape) == 4 and tuple(shape[2:]) == (1, 1) else tuple(shape)
 
-    Zoo specs register their layers in the reference's order, so the n-th tensor of one is the
-    n-th of the other. Any difference in count or shape raises a WeightsError naming both sides.
-    """
-    ours, theirs = _tensors(model), _tensors(reference)
-    for i, ((mk, mv), (rk, rv)) in enumerate(zip(ours, theirs)):
-        if mv.shape != rv.shape:
-            raise WeightsError(f"tensor #{i} does not fit: model '{mk}' is {_shape(mv)} but "
-                               f"reference '{rk}' is {_shape(rv)}")
+
+def _fits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape or _core(a.shape) == _core(b.shape)
+
+
+def _mismatch(ours: Pairs, theirs: Pairs) -> str | None:
+    """Why the n-th tensor of one cannot take the n-th of the other, or None if all fit."""
+    for i, ((mk, mv), (rk, rv)) in enumerate(zip(ours, theirs, strict=False)):
+        if not _fits(mv, rv):
+            return (f"tensor #{i} does not fit: model '{mk}' is {_shape(mv)} but "
+                    f"reference '{rk}' is {_shape(rv)}")
     if len(ours) != len(theirs):
         extra = ours[len(theirs):] or theirs[len(ours):]
         side = "model" if len(ours) > len(theirs) else "reference"
-        raise WeightsError(f"the model has {len(ours)} tensors and the reference {len(theirs)}; "
-                           f"the first unmatched one is {side} '{extra[0][0]}' "
-                           f"({_shape(extra[0][1])})")
+        return (f"the model has {len(ours)} tensors and the reference {len(theirs)}; "
+                f"the first unmatched one is {side} '{extra[0][0]}' ({_shape(extra[0][1])})")
+    return None
+
+
+def _example_input(module: nn.Module, example) -> torch.Tensor | None:
+    if isinstance(example, torch.Tensor):
+        return example
+    shape = example if example is not None else getattr(module, "input_shape", None)
+    if shape is None:
+        return None
+    return torch.zeros(1, *shape)
+
+
+def _on_device_of(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    p = next(module.parameters(), None)
+    return x if p is None else x.to(device=p.device, dtype=p.dtype)
+
+
+def forward_order(module: nn.Module, x: torch.Tensor) -> Pairs:
+    """The module's tensors (as in its state_dict) in the order its layers first run on ``x``.
+
+    Each module contributes its own parameters and buffers when it is first called; modules that
+    don't run in eval mode (auxiliary heads) follow in state_dict order. The pass runs in eval
+    mode without gradients, so batch-norm statistics are left untouched.
+    """
+    names = {m: n for n, m in module.named_modules()}
+    called: list[nn.Module] = []
+    seen: set[int] = set()
+
+    def hook(m, _args):
+        if id(m) not in seen:
+            seen.add(id(m))
+            called.append(m)
+
+    handles = [m.register_forward_pre_hook(hook) for m in names]
+    modes = [(m, m.training) for m in names]
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(_on_device_of(module, x))
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in modes:
+            m.training = training
+    tensors = dict(_tensors(module))
+    out, done = [], set()
+    for m in called + [m for m in names if id(m) not in seen]:
+        prefix = names[m] + "." if names[m] else ""
+        own = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
+        for n, _ in own:
+            key = prefix + n
+            if key in tensors and key not in done:
+                done.add(key)
+                out.append((key, tensors[key]))
+    return out
+
+
+def port_weights(model: nn.Module, reference: nn.Module, example=None) -> nn.Module:
+    """Copy every parameter and buffer of ``reference`` into ``model``, pairing them in order.
+
+    Tensors pair in state_dict order: zoo specs register their layers in the reference's order,
+    so the n-th tensor of one is the n-th of the other. Where a reference registers its layers in
+    another order than it runs them (timm's pre-activation blocks register the projection shortcut
+    before the pre-activation that feeds it), the state_dict orders disagree; then both models run
+    ``example`` (an input batch or a (C, H, W) shape; default: the compiled model's input shape)
+    and the tensors pair in the order their layers run. A linear layer's [out, in] weight and a
+    1x1 convolution's [out, in, 1, 1] are interchangeable. If neither order fits, a WeightsError
+    names the first tensor of each side that does not fit.
+    """
+    ours, theirs = _tensors(model), _tensors(reference)
+    problem = _mismatch(ours, theirs)
+    if problem is not None and len(ours) == len(theirs):
+        x = _example_input(model, example)
+        if x is None:
+            raise WeightsError(f"{problem} (in state_dict order; pass example=, an input batch, "
+                               f"to pair the tensors in the order the layers run)")
+        try:
+            ours, theirs = forward_order(model, x), forward_order(reference, x)
+        except Exception as e:  # the reference may not accept the input: say so, keep the cause
+            raise WeightsError(f"{problem} (in state_dict order); running both models on a "
+                               f"{_shape(x)} input to pair them in forward order failed: "
+                               f"{type(e).__name__}: {e}") from e
+        second = _mismatch(ours, theirs)
+        if second is not None:
+            raise WeightsError(f"{problem} (in state_dict order); in forward order: {second}")
+    elif problem is not None:
+        raise WeightsError(problem)
     with torch.no_grad():
-        for (_, mv), (_, rv) in zip(ours, theirs):
-            mv.copy_(rv.detach())
+        for (_, mv), (_, rv) in zip(ours, theirs, strict=True):
+            mv.copy_(rv.detach().reshape(mv.shape))
     return model

@@ -228,8 +228,8 @@ class DenseNode(Node):
 })
 def dense(a, feat: Feat, ctx) -> Node:
     """DenseNet block: layer i sees the concatenation of the input and the outputs of layers < i."""
-    if a.n < 1:
-        raise a.at("n").error(f"dense needs at least 1 layer, got {a.n}")
+    if not 1 <= a.n <= 10_000:
+        raise a.at("n").error(f"dense needs 1 to 10000 layers, got {a.n}")
     if feat.spatial is None:
         raise a.loc.error("dense needs a CxHxW feature map")
     layers, cur = [], feat
