@@ -1,0 +1,1 @@
+"""Training: Hydra app, LightningModule, data."""

@@ -1,0 +1,290 @@
+"""`python -m netspec.train`: the Hydra application that trains a spec with Lightning."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from ..compile import resolve
+from ..errors import SpecError
+from ..spec.source import load_file, plain
+from .config import SPEC_SOURCES, config_dir, register_configs, register_spec_paths
+from .data import DataError, make_datamodule
+from .module import NonFiniteLoss, SpecClassifier
+from .optim import ConfigError
+from .transfer import (CheckpointError, FreezeBackbone, checkpoint_spec, load_checkpoint,
+                       model_state, pretrained_state, same_network, transplant)
+
+USER_ERRORS = (SpecError, DataError, ConfigError, CheckpointError, NonFiniteLoss,
+               FileNotFoundError)
+
+
+@dataclass
+class Result:
+    run_dir: Path
+    best_val_acc: float | None
+    best_epoch: int | None
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    metrics: dict
+    spec: dict
+    seconds: float
+
+
+# -- the spec: its file, and what the config changed in it ---------------------------------------
+
+def _flatten(value, prefix: str, out: dict):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def spec_overrides(cfg_spec: dict, original: dict) -> list[str]:
+    """The ``key.path=value`` overrides that turn the spec file into the composed ``cfg.spec``."""
+    new, old = _flatten(cfg_spec, "", {}), _flatten(original, "", {})
+    out = []
+    for key, value in new.items():
+        if key not in old or old[key] != value:
+            text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+            out.append(f"{key}={text.removesuffix('...').strip()}")
+    return out
+
+
+def spec_source(cfg_spec: dict) -> tuple[Path, list[str]]:
+    name = cfg_spec.get("name")
+    path = SPEC_SOURCES.get(name)
+    if path is None:
+        raise ConfigError(f"spec '{name}' is not registered; give spec=<zoo name or path.yaml>")
+    original = plain(load_file(path))
+    original.setdefault("name", path.stem)
+    return path, spec_overrides(cfg_spec, original)
+
+
+def _fixed(overrides: list[str], key: str) -> bool:
+    return any(o.split("=", 1)[0] == key for o in overrides)
+
+
+# -- one training run -----------------------------------------------------------------------------
+
+def run_dir_of(cfg) -> Path:
+    if cfg.run_dir:
+        return Path(cfg.run_dir)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # composed without a Hydra run (tests, notebooks)
+        return Path("runs") / time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def train(cfg: DictConfig) -> Result:
+    """Train the configured spec; returns where everything went and the best validation accuracy."""
+    start = time.time()
+    if cfg.seed is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    out = run_dir_of(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_spec = OmegaConf.to_container(cfg.spec, resolve=True)
+    path, overrides = spec_source(cfg_spec)
+
+    # the spec's input follows the data unless the user fixed it
+    fixed_size = fixed_channels = None
+    if _fixed(overrides, "input.size"):
+        fixed_size = cfg_spec["input"]["size"]
+    if _fixed(overrides, "input.channels"):
+        fixed_channels = cfg_spec["input"]["channels"]
+    dm = make_datamodule(cfg.data, cfg.aug, size=fixed_size, channels=fixed_channels)
+    dm.prepare_data()
+    dm.setup("fit")
+    if _fixed(overrides, "num_classes") and int(cfg_spec["num_classes"]) != dm.num_classes:
+        raise ConfigError(f"spec.num_classes={cfg_spec['num_classes']} disagrees with the data: "
+                          f"{cfg.data.name} has {dm.num_classes} classes; drop the override "
+                          f"(the spec follows the data) or choose other data")
+    data_over = [f"num_classes={dm.num_classes}", f"input.channels={dm.channels}",
+                 f"input.size=[{dm.size[0]}, {dm.size[1]}]"]
+    try:
+        net = resolve(path, [*overrides, *data_over])
+    except SpecError as e:
+        raise SpecError(f"{e.reason} (with the data's {dm.channels}x{dm.size[0]}x{dm.size[1]} "
+                        f"images and {dm.num_classes} classes)", file=e.file, line=e.line,
+                        path=e.path) from None
+
+    weights = None
+    if cfg.loss.class_weights:
+        counts = dm.class_counts
+        total, k = sum(counts), len(counts)
+        weights = [total / (k * c) if c else 0.0 for c in counts]  # inverse frequency
+    module = SpecClassifier(net.spec, OmegaConf.to_container(cfg.optim),
+                            OmegaConf.to_container(cfg.sched), OmegaConf.to_container(cfg.loss),
+                            weights, cfg.channels_last, cfg.compile,
+                            OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.aug))
+    callbacks = _transfer(cfg, module, path, overrides) + _callbacks(cfg, out)
+    logger = _logger(cfg, out)
+    if cfg.ckpt_path:
+        _check_resume(cfg.ckpt_path, net.spec)
+    flags = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    trainer = pl.Trainer(**flags, logger=logger, callbacks=callbacks, default_root_dir=str(out),
+                         enable_progress_bar=cfg.callbacks.progress_bar != "none"
+                         and flags.get("enable_progress_bar", True))
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except NonFiniteLoss as e:
+        ckpt = _checkpoint_cb(trainer)
+        kept = ckpt.last_model_path or ckpt.best_model_path if ckpt else ""
+        raise NonFiniteLoss(f"{e}; training stopped. The last good checkpoint is "
+                            f"{kept or 'none (no epoch had finished)'}") from None
+    if cfg.test:
+        trainer.test(module, datamodule=dm, ckpt_path="best" if _checkpoint_cb(trainer) else None,
+                     weights_only=True)
+    result = _result(trainer, out, net.spec, time.time() - start)
+    if trainer.is_global_zero:
+        _finish(cfg, result, logger)
+    return result
+
+
+def _checkpoint_cb(trainer):
+    return trainer.checkpoint_callback
+
+
+def _check_resume(ckpt_path: str, spec: dict):
+    ckpt = load_checkpoint(ckpt_path)
+    theirs = checkpoint_spec(ckpt, ckpt_path)
+    if not same_network(theirs, spec):
+        raise CheckpointError(f"checkpoint '{ckpt_path}' holds the network "
+                              f"'{theirs.get('name', '?')}', which differs from this run's "
+                              f"'{spec.get('name', '?')}'; resume with the same spec, or start "
+                              f"from its weights with transfer.checkpoint={ckpt_path}")
+
+
+def _transfer(cfg, module, path, overrides) -> list:
+    t = cfg.transfer
+    if t.checkpoint:
+        ckpt = load_checkpoint(t.checkpoint)
+        checkpoint_spec(ckpt, t.checkpoint)
+        fresh = transplant(module.model, model_state(ckpt), f"checkpoint '{t.checkpoint}'")
+        print(f"transfer: weights from {t.checkpoint}; new: {', '.join(fresh) or 'none'}")
+    elif t.pretrained:
+        reference = t.pretrained
+        if reference == "reference":
+            reference = module.hparams.spec.get("reference")
+            if not reference:
+                raise ConfigError(f"transfer.pretrained=reference, but spec "
+                                  f"'{module.hparams.spec.get('name')}' names no reference model")
+        state = pretrained_state(path, overrides, reference, t.weights)
+        fresh = transplant(module.model, state, reference)
+        print(f"transfer: weights from {reference}; new: {', '.join(fresh) or 'none'}")
+    if t.train_last is not None:
+        return [FreezeBackbone(t.train_last, t.unfreeze_epoch, t.unfreeze_lr_factor)]
+    return []
+
+
+def _callbacks(cfg, out: Path) -> list:
+    from pytorch_lightning.callbacks import (EarlyStopping, LearningRateMonitor, ModelCheckpoint,
+                                             RichProgressBar, TQDMProgressBar)
+    c = cfg.callbacks
+    cbs = []
+    if c.checkpoint:
+        cbs.append(ModelCheckpoint(dirpath=out / "checkpoints", monitor=c.monitor, mode=c.mode,
+                                   save_top_k=c.save_top_k, save_last=c.save_last,
+                                   filename="best-epoch{epoch}", auto_insert_metric_name=False))
+    if c.early_stopping_patience is not None:
+        cbs.append(EarlyStopping(monitor=c.monitor, mode=c.mode,
+                                 patience=c.early_stopping_patience))
+    if c.lr_monitor and cfg.logger.name != "none":
+        cbs.append(LearningRateMonitor(logging_interval="epoch"))
+    if c.progress_bar == "rich":
+        cbs.append(RichProgressBar())
+    elif c.progress_bar == "tqdm":
+        cbs.append(TQDMProgressBar())
+    elif c.progress_bar != "none":
+        raise ConfigError(f"callbacks.progress_bar must be rich, tqdm or none, "
+                          f"got '{c.progress_bar}'")
+    return cbs
+
+
+def _logger(cfg, out: Path):
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+    name = cfg.logger.name
+    if name == "csv":
+        return CSVLogger(str(out), name="logs", version="")
+    if name == "tensorboard":
+        return [CSVLogger(str(out), name="logs", version=""),
+                TensorBoardLogger(str(out), name="tensorboard", version="")]
+    if name == "none":
+        return False
+    raise ConfigError(f"logger.name must be csv, tensorboard or none, got '{name}'")
+
+
+def _result(trainer, out: Path, spec: dict, seconds: float) -> Result:
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    ckpt = trainer.checkpoint_callback
+    best = last = None
+    best_acc = metrics.get("val/acc_best")
+    best_epoch = None
+    if ckpt is not None:
+        best = ckpt.best_model_path or None
+        last = ckpt.last_model_path or None
+        if ckpt.best_model_score is not None and ckpt.monitor == "val/acc":
+            best_acc = float(ckpt.best_model_score)
+        if best:
+            stem = Path(best).stem
+            digits = "".join(ch for ch in stem.split("epoch")[-1] if ch.isdigit())
+            best_epoch = int(digits) if digits else None
+    return Result(out, best_acc, best_epoch, best, last, metrics, spec, seconds)
+
+
+def _finish(cfg, result: Result, logger):
+    from .plots import plot_curves
+    if cfg.callbacks.curves and logger:
+        png = plot_curves(result.run_dir / "logs" / "metrics.csv", result.run_dir / "curves.png")
+        if png:
+            print(f"curves: {png}")
+    acc = f"{result.best_val_acc:.4f}" if result.best_val_acc is not None else "n/a"
+    lines = [
+        f"netspec.train: {result.spec.get('name')} on {cfg.data.name}",
+        f"  best val/acc {acc} at epoch {result.best_epoch}",
+        f"  best checkpoint {result.best_checkpoint}",
+        f"  last checkpoint {result.last_checkpoint}",
+        f"  run dir {result.run_dir}  ({result.seconds:.0f} s)",
+    ]
+    print("\n".join(lines))
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _task(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    strategy = str(cfg.trainer.get("strategy") or "")
+    if HydraConfig.get().mode == RunMode.MULTIRUN and strategy.startswith("ddp") \
+            and strategy != "ddp_spawn":
+        fail("multirun (-m) cannot use trainer.strategy=ddp: Lightning relaunches the script "
+             "for each process, which breaks Hydra sweeps. Use trainer.strategy=ddp_spawn, or "
+             "run each configuration as its own command")
+    try:
+        return train(cfg).best_val_acc
+    except USER_ERRORS as e:
+        fail(str(e))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import hydra
+    register_configs()
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        sys.argv[1:] = register_spec_paths(args)
+    except FileNotFoundError as e:
+        fail(str(e))
+    hydra.main(version_base=None, config_path=config_dir(), config_name="train")(_task)()

@@ -1,0 +1,198 @@
+"""Typed training configs (Hydra structured configs) and the `spec` config group.
+
+Every config group of ``conf/`` is checked against these dataclasses, so a misspelt key or a wrong
+type is rejected by Hydra with its own clear message. The ``spec`` group holds every zoo spec and,
+registered on the fly, a user's own YAML given by path (``spec=path/to/net.yaml``).
+"""
+from __future__ import annotations
+
+import base64
+import inspect
+from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.core.config_store import ConfigStore
+
+from ..spec.loader import data_dir, zoo
+from ..spec.source import load_file, plain
+from .augment import AugConfig
+from .data import DataConfig
+
+# -- Lightning's Trainer: every flag of its signature is a typed, overridable key ---------------
+_NOT_FLAGS = {"self", "logger", "callbacks", "plugins", "default_root_dir", "model_registry"}
+
+
+def _trainer_fields():
+    out = []
+    for name, p in inspect.signature(pl.Trainer.__init__).parameters.items():
+        if name in _NOT_FLAGS:
+            continue
+        default = p.default if isinstance(p.default, (bool, int, float, str, type(None))) else None
+        out.append((name, Any, field(default=default)))
+    return out
+
+
+TrainerConfig = make_dataclass("TrainerConfig", _trainer_fields())
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"               # sgd, adam, adamw, rmsprop
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9             # sgd, rmsprop
+    nesterov: bool = False            # sgd
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    alpha: float = 0.99               # rmsprop smoothing
+    no_decay_norm_bias: bool = True   # no weight decay on norm weights and biases
+    no_decay_depthwise: bool = False  # nor on depthwise conv weights (the MobileNet tip)
+
+
+@dataclass
+class SchedConfig:
+    name: str = "cosine"              # none, step, multistep, cosine, onecycle, plateau
+    warmup_epochs: float = 0.0        # cosine: linear warm-up
+    min_lr: float = 0.0               # cosine: the floor
+    step_size: int = 30               # step
+    milestones: list[int] = field(default_factory=lambda: [30, 60, 90])  # multistep
+    gamma: float = 0.1                # step, multistep
+    pct_start: float = 0.3            # onecycle
+    div_factor: float = 25.0          # onecycle
+    final_div_factor: float = 1e4     # onecycle
+    factor: float = 0.1               # plateau
+    patience: int = 5                 # plateau
+    monitor: str = "val/loss"         # plateau
+
+
+@dataclass
+class LossConfig:
+    label_smoothing: float = 0.0
+    class_weights: bool = False       # inverse class frequency of the train split
+    mixup: float = 0.0                # MixUp alpha (0: off)
+    cutmix: float = 0.0               # CutMix alpha (0: off); with both, one is drawn per batch
+
+
+@dataclass
+class CallbacksConfig:
+    checkpoint: bool = True
+    monitor: str = "val/acc"
+    mode: str = "max"
+    save_top_k: int = 1
+    save_last: bool = True
+    early_stopping_patience: int | None = None
+    lr_monitor: bool = True
+    progress_bar: str = "rich"        # rich, tqdm, none
+    curves: bool = True               # training curves PNG at the end
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"                 # csv, tensorboard, none
+
+
+@dataclass
+class TransferConfig:
+    checkpoint: str | None = None     # start from this checkpoint's weights
+    pretrained: str | None = None     # "reference" (the spec's reference model) or e.g. torchvision.resnet50
+    weights: str = "DEFAULT"          # torchvision weights enum name (timm: pretrained=True)
+    train_last: int | None = None     # freeze all but the head and the last k stage rows
+    unfreeze_epoch: int | None = None  # then unfreeze everything at this epoch
+    unfreeze_lr_factor: float = 0.1   # at this fraction of the learning rate
+
+
+@dataclass
+class TrainConfig:
+    spec: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: Any = field(default_factory=TrainerConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    seed: int | None = 0
+    ckpt_path: str | None = None      # resume training from this checkpoint
+    channels_last: bool = False
+    compile: bool = False
+    test: bool = False                # evaluate the test split after training
+    run_dir: str | None = None        # default: Hydra's output dir
+
+
+# -- the spec group -------------------------------------------------------------------------------
+_FILE_PREFIX = "file_"
+SPEC_SOURCES: dict[str, Path] = {}    # option name -> the YAML file it came from
+
+
+def encode_spec_path(path: str) -> str:
+    """A Hydra option name for a spec file (Hydra option names can't hold '/')."""
+    raw = base64.urlsafe_b64encode(str(Path(path).resolve()).encode()).decode().rstrip("=")
+    return _FILE_PREFIX + raw
+
+
+def decode_spec_name(name: str) -> Path | None:
+    if not name.startswith(_FILE_PREFIX):
+        return None
+    raw = name[len(_FILE_PREFIX):]
+    try:
+        return Path(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _store_spec(name: str, path: Path) -> None:
+    content = plain(load_file(path))
+    content.setdefault("name", path.stem)
+    # nested under `spec` in the global package: a spec's own `defaults:` key must not be read
+    # as Hydra's defaults list, which it would be at the top of a group's node
+    ConfigStore.instance().store(group="spec", name=name, node={"spec": content},
+                                 package="_global_")
+    SPEC_SOURCES[name] = path
+
+
+def register_configs() -> None:
+    """Register the schema and every zoo spec in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    specs = data_dir("specs")
+    for name in zoo():
+        if name not in SPEC_SOURCES:
+            _store_spec(name, specs / f"{name}.yaml")
+
+
+def register_spec_paths(args: list[str]) -> list[str]:
+    """Rewrite ``spec=path/x.yaml`` (also in sweeps ``spec=a.yaml,b``) to registered options.
+
+    Encoded names are decoded again, so a process Lightning relaunches for DDP with the
+    rewritten arguments registers the same files.
+    """
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+") == "spec":
+            names = []
+            for item in value.split(","):
+                decoded = decode_spec_name(item)
+                if decoded is not None:
+                    _store_spec(item, decoded)
+                    names.append(item)
+                elif item.endswith((".yaml", ".yml")) or "/" in item:
+                    path = Path(item)
+                    if not path.is_file():
+                        raise FileNotFoundError(f"spec file '{item}' does not exist")
+                    name = encode_spec_path(item)
+                    _store_spec(name, path)
+                    names.append(name)
+                else:
+                    names.append(item)
+            arg = f"{key}={','.join(names)}"
+        out.append(arg)
+    return out
+
+
+def config_dir() -> str:
+    return str(data_dir("conf"))
