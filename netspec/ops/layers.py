@@ -36,6 +36,14 @@ def _spatial_out(a, feat: Feat, k, s, p, d, ceil=False, what="conv"):
     return out
 
 
+def _check_groupnorm(a, ctx, kind: str, channels: int):
+    """GroupNorm needs channels divisible by its groups (torch would fail when building)."""
+    g = ctx.norm_kw(kind).get("groups") if kind == "gn" else None
+    if g is not None and (g < 1 or channels % g):
+        raise a.at("norm").error(f"group norm with {g} groups cannot normalize {channels} "
+                                 f"channels; set defaults.gn_groups to a divisor or use bn")
+
+
 def _norm_kind(a, ctx) -> str:
     return ctx.default("norm") if a.get("norm") is None else a.norm
 
@@ -99,13 +107,19 @@ def conv(a, feat: Feat, ctx) -> Node:
         p = tuple((k[i] - 1) // 2 * d[i] for i in range(2))
     elif a.p == "same":
         p = tuple((k[i] - 1) // 2 * d[i] for i in range(2))
-    elif isinstance(a.p, (int, list, tuple)) and not isinstance(a.p, bool):
+    elif isinstance(a.p, int) and not isinstance(a.p, bool) or \
+            isinstance(a.p, (list, tuple)) and len(a.p) == 2 and \
+            all(isinstance(v, int) and not isinstance(v, bool) for v in a.p):
         p = pair(a.p)
     else:
         raise a.at("p").error(f"padding must be a number, [ph, pw] or 'same', got {a.p!r}")
     norm, act = _norm_kind(a, ctx), _act_kind(a, ctx)
     order = a.order or ctx.default("order")
     bias = a.bias if a.bias is not None else ctx.default("bias")
+    if bias not in (True, False, None, "auto"):
+        raise a.at("bias").error(
+            f"bias must be true, false or auto, got {bias!r}")
+    _check_groupnorm(a, ctx, norm, cin if order == "pre" else cout)
     if bias in (None, "auto"):
         bias = norm == "none"
     h, w = _spatial_out(a, feat, k, s, p, d, what="conv")
@@ -209,6 +223,7 @@ def linear(a, feat: Feat, ctx) -> Node:
                           f"'flatten' or 'pool: global_avg' before it")
     if a.c < 1:
         raise a.at("c").error(f"linear needs at least 1 output feature, got {a.c}")
+    _check_groupnorm(a, ctx, a.norm, a.c)
     fin = feat.shape[0]
     node = LinearNode("linear", feat, feat.with_shape((a.c,)), a.loc, info=f"{fin}->{a.c}")
     node.weights = fin * a.c
@@ -240,6 +255,7 @@ def norm(a, feat: Feat, ctx) -> Node:
     c = feat.channels
     if kind == "none":
         return _leaf("norm", a, feat, feat, nn.Identity)
+    _check_groupnorm(a, ctx, kind, c)
     kw = ctx.norm_kw(kind)
     dims = 2 if feat.spatial else 1
     return _leaf("norm", a, feat, feat, lambda: M.norm(kind, c, dims=dims, **kw), 2 * c, kind)
@@ -307,7 +323,7 @@ def se(a, feat: Feat, ctx) -> Node:
     act_kind = _act_kind(a, ctx)
     node = _leaf("se", a, feat, feat, lambda: M.SqueezeExcite(c, sq, act_kind, a.gate),
                  params=2 * c * sq + sq + c, info=f"{c}->{sq}->{c}")
-    node.macs = 2 * c * sq
+    node.macs = node.weights = 2 * c * sq
     return node
 
 

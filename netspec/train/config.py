@@ -151,7 +151,8 @@ def _store_spec(name: str, path: Path) -> None:
     # as Hydra's defaults list, which it would be at the top of a group's node
     ConfigStore.instance().store(group="spec", name=name, node={"spec": content},
                                  package="_global_")
-    SPEC_SOURCES[name] = path
+    # the composed config knows the spec by its `name`; of two files with one name, the later wins
+    SPEC_SOURCES[name] = SPEC_SOURCES[str(content["name"])] = path
 
 
 def register_configs() -> None:

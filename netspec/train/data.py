@@ -70,6 +70,7 @@ class DataConfig:
     image_size: int = 32          # fake only
     image_channels: int = 3       # fake only
     seed: int = 0                 # splits, fake data and the train loader's shuffling
+    shuffle: bool = True          # shuffle the train split each epoch
     pin_memory: bool = False
     persistent_workers: bool = False
 
@@ -725,7 +726,7 @@ class ImageDataModule(pl.LightningDataModule):
         cfg = self.cfg
         workers = cfg.num_workers > 0
         return DataLoader(
-            ds, batch_size=cfg.batch_size, shuffle=train,
+            ds, batch_size=cfg.batch_size, shuffle=train and cfg.shuffle,
             drop_last=train and len(ds) > cfg.batch_size,   # no lone last batch for batch norm
             num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
             persistent_workers=cfg.persistent_workers and workers,
