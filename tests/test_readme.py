@@ -15,3 +15,10 @@ def test_every_layer_and_block_is_documented():
 def test_quick_start_has_the_commands_ci_runs():
     for marker in ("ci: main command", "ci: test command", "ci: slow test command"):
         assert f"<!-- {marker} -->" in README
+
+
+def test_the_zoo_table_lists_every_spec():
+    import netspec
+    table = README[README.index("## The zoo"):]
+    for name in netspec.zoo():
+        assert f"| `{name}` |" in table, f"README's zoo table lacks '{name}'"
