@@ -47,6 +47,9 @@ def load_spec(spec, overrides=()) -> Map:
         raw = copy.deepcopy(located(spec))
         origin = None
     else:
+        if not isinstance(spec, (str, Path)):
+            raise SpecError(f"a spec is a zoo name, a path to a YAML file or a dict, got "
+                            f"{type(spec).__name__}", file=repr(spec)[:40])
         path = spec_path(spec)
         raw = load_file(path)
         origin = path
@@ -104,6 +107,8 @@ def _parse_key(key: str) -> list:
 
 def apply_overrides(spec: Map, overrides) -> None:
     """Apply Hydra-style ``key.path=value`` strings (``stages[2].c=64``) in place."""
+    if isinstance(overrides, str):
+        overrides = [overrides]
     for text in overrides:
         where = f"<override {text}>"
         if not isinstance(text, str) or "=" not in text:
@@ -117,7 +122,12 @@ def apply_overrides(spec: Map, overrides) -> None:
             raise SpecError(f"cannot read the override {text!r}", file=where) from None
         value = located(value, where)
         node = spec
-        for i, part in enumerate(parts[:-1]):
+        for i, part in enumerate(parts):
+            if isinstance(node, list) and not isinstance(part, int):
+                raise SpecError(f"'{'.'.join(map(str, parts[:i]))}' is a list: give an index "
+                                f"like [0], not '{part}'", file=where, path=key)
+            if i == len(parts) - 1:
+                break
             nxt = node[part] if _has(node, part) else None
             if nxt is None:
                 if isinstance(part, int):
@@ -131,14 +141,14 @@ def apply_overrides(spec: Map, overrides) -> None:
             node = nxt
         last = parts[-1]
         if isinstance(node, list):
-            if not isinstance(last, int) or not -len(node) <= last < len(node):
+            if not -len(node) <= last < len(node):
                 raise SpecError(f"index {last} is out of range (the list has {len(node)} items)",
                                 file=where, path=key)
         node[last] = value
         if isinstance(node, Map):
             node.lines[last] = None
             node.files[last] = where
-        elif isinstance(node, Seq):
+        elif isinstance(node, Seq) and -len(node.lines) <= last < len(node.lines):
             node.lines[last] = None
 
 

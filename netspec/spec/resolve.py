@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from torch import nn
+
 from ..blocks import PYTHON_BLOCKS, BlockDef, builtin_blocks, parse_library
 from ..errors import SpecError, did_you_mean
 from ..ops import base as B
@@ -25,6 +27,8 @@ DEFAULTS = {"norm": "bn", "act": "relu", "bias": "auto", "bn_eps": 1e-5, "bn_mom
             "order": "post", "gn_groups": 32}
 CONV_CHANNELS = {"conv": ("c",)}
 MAX_REPEATS, MAX_LAYERS = 10_000, 20_000     # resnet1202 resolves 2403 layers
+MAX_BLOCK_DEPTH = 32
+_MODULE_ATTRS = frozenset(dir(nn.Sequential()))   # names a submodule cannot take
 _MAX_INT = 2**31 - 1        # no channel count, size or repeat comes near; torch can't build more
 
 
@@ -287,6 +291,9 @@ class Ctx:
             mname = node_keys["name"]
             if not isinstance(mname, str) or not mname.isidentifier():
                 raise node_locs["name"].error(f"a layer name must be an identifier, got {mname!r}")
+            if mname.startswith("_") or mname in _MODULE_ATTRS:
+                raise node_locs["name"].error(f"a layer cannot be named '{mname}': torch's "
+                                              f"nn.Module uses that name; choose another")
             result.module_name = mname
         return result
 
@@ -341,6 +348,11 @@ class Ctx:
         return make_divisible(c * width, self.divisor)
 
     def _block(self, block: BlockDef, kwargs, locs, feat: Feat, loc: Loc, channels, width) -> Node:
+        if self.block_depth >= MAX_BLOCK_DEPTH:
+            e = loc.error(f"blocks nest more than {MAX_BLOCK_DEPTH} deep; does block "
+                          f"'{block.name}' use itself?")
+            e.runaway = True
+            raise e
         scope = {k: v for k, v in self.scope.items() if k.startswith("_") or k in self.globals}
         scope["in"] = feat.channels
         for key, default in block.args.items():
@@ -362,6 +374,10 @@ class Ctx:
         try:
             body = self.resolve_or_none(block.body, feat, block.loc)
         except SpecError as e:
+            if getattr(e, "runaway", False):    # runaway recursion: report the outermost call
+                e2 = loc.error(e.reason)
+                e2.runaway = True
+                raise e2 from None
             if e.file == loc.file and e.line == loc.line:
                 raise
             raise SpecError(f"in block '{block.name}' ({e.file}:{e.line} {e.path}): {e.reason}",
@@ -544,19 +560,23 @@ def _schedule_drop_path(spec, ctx: Ctx, root: Loc, probe: Ctx, scope: dict):
     """Give every ``drop_path: auto`` residual its share of the linear schedule."""
     raw = spec.get("drop_path", 0.0)
     loc = root.key(spec, "drop_path")
-    first = 0
+    first, first_loc = 0, loc
     if isinstance(raw, dict):
         for k in raw:
             if k not in ("rate", "first"):
                 raise loc.key(raw, k).error(f"unknown key '{k}' in drop_path"
                                             f"{did_you_mean(k, ('rate', 'first'))}; "
                                             f"allowed: rate, first")
-        first = probe._number("first", "int", raw.get("first", 0), loc.key(raw, "first"))
+        first_loc = loc.key(raw, "first")
+        first = probe._number("first", "int", raw.get("first", 0), first_loc)
         raw = raw.get("rate", 0.0)
     rate = probe._number("drop_path", "float", probe.lenient(raw, loc, scope), loc)
     if not 0.0 <= rate < 1.0:
         raise loc.error(f"drop_path rate must be in [0, 1), got {rate}")
     nodes = ctx.auto_drop_path
+    if first < 0 or nodes and rate * (len(nodes) - 1 + first) / len(nodes) >= 1.0:
+        raise first_loc.error(f"drop_path first must be at least 0 and keep every block's "
+                              f"rate below 1, got {first}")
     for i, node in enumerate(nodes):
         if node is not None:            # blocks whose shortcut fell away count, but drop nothing
             node.drop_path = rate * (i + first) / len(nodes)

@@ -90,23 +90,53 @@ class Loc:
         return SpecError(message, file=self.file, line=self.line, path=self.path)
 
 
-def _construct(node: yaml.Node, file: str, constructor: yaml.constructor.SafeConstructor):
+_CORE = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map",
+                                   "timestamp", "merge")}
+
+
+_MAX_NODES = 1_000_000    # aliases can expand exponentially ("billion laughs"): cap the work
+
+
+def _construct(node: yaml.Node, file: str, constructor: yaml.constructor.SafeConstructor,
+               path: str = ""):
     line = node.start_mark.line + 1
+    constructor.nodes_left = getattr(constructor, "nodes_left", _MAX_NODES) - 1
+    if constructor.nodes_left < 0:
+        raise SpecError("invalid YAML: too many values (aliases that expand without end?)",
+                        file=file, line=line, path=path)
+    if node.tag not in _PLAIN_TAGS:
+        tag = node.tag.replace(_CORE, "!!")
+        raise SpecError(f"YAML tag '{tag}' is not allowed: a spec holds only plain mappings, "
+                        f"lists, numbers, strings, booleans and null", file=file, line=line,
+                        path=path)
     if isinstance(node, yaml.MappingNode):
         out = Map(file=file, line=line)
-        constructor.flatten_mapping(node)
-        for knode, vnode in node.value:
+        written = {id(k) for k, _ in node.value}
+        flat = yaml.MappingNode(node.tag, list(node.value), node.start_mark, node.end_mark)
+        constructor.flatten_mapping(flat)  # on a copy: an aliased node is met again unflattened
+        merged = set()                    # keys that came from a `<<:` merge may be overridden
+        for knode, vnode in flat.value:
+            if knode.tag not in _PLAIN_TAGS:
+                return _construct(knode, file, constructor, path)  # raises: a tagged key
             key = constructor.construct_object(knode, deep=True)
             if not isinstance(key, (str, int, float, bool)):
                 raise SpecError(f"a key must be a plain name, got {key!r}", file=file,
-                                line=knode.start_mark.line + 1)
-            if key in out:
-                raise SpecError(f"duplicate key '{key}'", file=file, line=knode.start_mark.line + 1)
-            out[key] = _construct(vnode, file, constructor)
+                                line=knode.start_mark.line + 1, path=path)
+            kpath = f"{path}.{key}" if path else str(key)
+            if key in out and key not in merged:
+                raise SpecError(f"duplicate key '{key}' (first on line {out.lines[key]})",
+                                file=file, line=knode.start_mark.line + 1, path=kpath)
+            if id(knode) in written:
+                merged.discard(key)
+            else:
+                merged.add(key)
+            out[key] = _construct(vnode, file, constructor, kpath)
             out.lines[key] = knode.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return Seq((_construct(v, file, constructor) for v in node.value), file=file, line=line,
+        return Seq((_construct(v, file, constructor, f"{path}[{i}]")
+                    for i, v in enumerate(node.value)), file=file, line=line,
                    lines=[v.start_mark.line + 1 for v in node.value])
     return constructor.construct_object(node, deep=True)
 
@@ -118,15 +148,38 @@ def parse_yaml(text: str, file: str = "<spec>"):
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        raise SpecError(f"invalid YAML: {e.problem or e}", file=file, line=line) from None
+        why = e.problem or e
+        if e.context and e.problem:
+            cm = e.context_mark
+            since = f" on line {cm.line + 1}" if cm and cm.line + 1 != line else ""
+            why = f"{e.context}{since}, {e.problem}"
+        raise SpecError(f"invalid YAML: {why}", file=file, line=line) from None
+    except yaml.YAMLError as e:           # e.g. a control character (reader errors carry no mark)
+        pos = getattr(e, "position", None)
+        line = text[:pos].count("\n") + 1 if isinstance(pos, int) else None
+        raise SpecError(f"invalid YAML: {getattr(e, 'reason', None) or e}", file=file,
+                        line=line) from None
     if root is None:
         return Map(file=file, line=1)
-    return _construct(root, file, yaml.constructor.SafeConstructor())
+    try:
+        return _construct(root, file, yaml.constructor.SafeConstructor())
+    except yaml.MarkedYAMLError as e:     # e.g. a `<<:` merge of something that is not a mapping
+        mark = e.problem_mark or e.context_mark
+        raise SpecError(f"invalid YAML: {e.problem or e}", file=file,
+                        line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise SpecError("invalid YAML: nested too deeply (a recursive alias?)", file=file,
+                        line=root.start_mark.line + 1) from None
 
 
 @lru_cache(maxsize=256)
 def _load_cached(path: str, mtime: float):
-    return parse_yaml(Path(path).read_text(encoding="utf-8"), file=path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not a UTF-8 text file ({e.reason} at byte {e.start})",
+                        file=path) from None
+    return parse_yaml(text, file=path)
 
 
 def load_file(path: str | Path):
