@@ -297,3 +297,9 @@ def test_aux_heads_train_with_the_network_and_cost_nothing_at_inference():
     logits, aux = model.train()(x)
     assert logits.shape == (2, 4) and aux[0][0] == 0.3 and aux[0][1].shape == (2, 4)
     assert model.eval()(x).shape == (2, 4)
+
+
+def test_repeated_pool_keeps_its_default_stride():
+    report = netspec.analyze(spec(input={"channels": 3, "size": 16},
+                                  stages=[{"pool": {"type": "max", "k": 2, "n": 2}}]))
+    assert report.layers[1].out_shape == (3, 4, 4)

@@ -276,8 +276,8 @@ class Ctx:
             if self.block_depth == 0:      # in a block body, `in` stays the block's input
                 self.scope = {**self.scope, "in": cur.channels}
             args = dict(kwargs)
-            if r > 0 and "s" in declared:
-                args["s"] = 1                               # stride on the first repeat only
+            if r > 0 and "s" in kwargs:
+                args["s"] = 1          # a written stride applies to the first repeat only
             node = self._invoke(name, target, args, locs, cur, loc, channels if scaled else (),
                                 width)
             nodes.append((f"block{r}", node))
