@@ -18,9 +18,15 @@ def test_wheel_ships_specs_and_runs_from_another_directory(tmp_path):
     assert (target / "netspec" / "specs" / "vgg16.yaml").is_file()
     assert (target / "netspec" / "blocks" / "library.yaml").is_file()
     env = {**os.environ, "PYTHONPATH": str(target)}
+    assert (target / "netspec" / "conf" / "train.yaml").is_file()
+    assert (target / "netspec" / "conf" / "data" / "digits.yaml").is_file()
+    assert (target / "netspec" / "train" / "app.py").is_file()
     code = ("import netspec, pathlib; "
-            "assert pathlib.Path(netspec.__file__).is_relative_to(pathlib.Path(%r)); "
-            "print(len(netspec.zoo()), netspec.analyze('vgg16').params)" % str(target))
+            f"assert pathlib.Path(netspec.__file__).is_relative_to(pathlib.Path({str(target)!r})); "
+            "from netspec.train.config import config_dir; "
+            "pkg = pathlib.Path(netspec.__file__).parent; "
+            "assert pathlib.Path(config_dir()).is_relative_to(pkg); "
+            "print(len(netspec.zoo()), netspec.analyze('vgg16').params)")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) == len(list((ROOT / "specs").glob("*.yaml")))

@@ -1,9 +1,9 @@
 """The hardest network of each family against torchvision: params, MACs and logits."""
 import pytest
 import torchvision.models as tv
+from parity import check_parity, count_params, reference_macs
 
 import netspec
-from parity import check_parity, count_params, reference_macs
 
 # spec -> (reference constructor, smallest comfortable test input size)
 HARDEST = {

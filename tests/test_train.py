@@ -36,7 +36,6 @@ FAST = ["data=fake", "data.num_samples=96", "data.image_size=16", "data.batch_si
 @pytest.fixture(scope="module", autouse=True)
 def _configs():
     register_configs()
-    torch.set_num_threads(1)
 
 
 @pytest.fixture

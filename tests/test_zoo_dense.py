@@ -13,17 +13,6 @@ from torchvision.models.densenet import DenseNet
 
 import netspec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # DenseNets run hundreds of small convolutions: on a loaded 2-core machine one thread is
-    # many times faster than two
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # spec -> (reference constructor, small input size of the logits test)
 REFERENCES = {
     "densenet161": (tv.densenet161, 64),

@@ -16,14 +16,6 @@ import netspec
 M = 1e6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These small inputs run fastest on one thread; on a busy machine two spin for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def conv_macs(report) -> int:
     return sum(layer.macs for layer in report.layers if layer.kind == "conv")

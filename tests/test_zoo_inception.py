@@ -13,16 +13,6 @@ from parity import MACS_TOLERANCE, check_parity, count_params, randomize, refere
 
 import netspec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small convolutions on a loaded 2-core machine: one thread is many times faster than two
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # spec -> (reference constructor, overrides, small input size of the logits test)
 REFERENCES = {
     "inception_v3": (lambda: tv.inception_v3(init_weights=True), [], 299),   # aux_logits=True

@@ -10,15 +10,6 @@ from netspec import SpecError
 from netspec.ops.cells import Cell, FactorizedReduce
 
 
-@pytest.fixture
-def one_thread():
-    """Two shared cores: one intra-op thread is several times faster for these many small convs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def timm_nasnetalarge():
     timm = pytest.importorskip("timm")
@@ -31,7 +22,7 @@ def timm_nasnetalarge():
 ODD_SIZE = 35
 
 
-def test_nasnetalarge_params_and_macs_match_timm(timm_nasnetalarge, one_thread):
+def test_nasnetalarge_params_and_macs_match_timm(timm_nasnetalarge):
     report = netspec.analyze("nasnetalarge")
     assert report.input_shape == (3, 331, 331)
     assert report.params == count_params(timm_nasnetalarge) == 88_753_150
@@ -63,7 +54,7 @@ def _tf_avg_pools(model: nn.Module) -> int:
 
 
 @pytest.mark.slow
-def test_nasnetalarge_logits_match_timm_but_for_its_avg_pool_padding(timm_nasnetalarge, one_thread):
+def test_nasnetalarge_logits_match_timm_but_for_its_avg_pool_padding(timm_nasnetalarge):
     """The weights port in order; the logits agree exactly once timm's stride-2 average pools
     stop counting their padding (as TF's do), at a size where "SAME" padding is symmetric."""
     import copy

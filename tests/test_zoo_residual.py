@@ -33,14 +33,6 @@ REFERENCES = {
 SLOW = {"wide_resnet101_2"}         # the heaviest: 127M parameters to initialize twice
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny inputs: on a shared 2-core machine a second thread only adds waiting
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
                                   for n in REFERENCES])
