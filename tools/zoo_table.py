@@ -6,7 +6,8 @@ from netspec.spec.loader import load_spec
 
 # what the tests prove for the specs no library has (tests/test_zoo_*.py)
 PAPER = {
-    "alexnet_paper": "paper count exact", "densenet264": "paper count exact; torchvision DenseNet(32, (6,12,64,48)) logits",
+    "alexnet_paper": "paper count exact",
+    "densenet264": "paper count exact; torchvision DenseNet(32, (6,12,64,48)) logits",
     "densenet_bc100": "paper count exact", "googlenet_paper": "seed 002 table per module (errata named)",
     "lenet5": "paper count exact", "mobilenet_v1": "paper Tables 6-7 MACs within 1%; timm params",
     "nasnetamobile": "paper 5.3M / 564M within 1%", "nin": "count exact",

@@ -17,8 +17,16 @@ from .config import SPEC_SOURCES, config_dir, register_configs, register_spec_pa
 from .data import DataError, make_datamodule
 from .module import NonFiniteLoss, SpecClassifier
 from .optim import ConfigError
-from .transfer import (CheckpointError, FreezeBackbone, checkpoint_spec, load_checkpoint,
-                       model_state, pretrained_state, same_network, transplant)
+from .transfer import (
+    CheckpointError,
+    FreezeBackbone,
+    checkpoint_spec,
+    load_checkpoint,
+    model_state,
+    pretrained_state,
+    same_network,
+    transplant,
+)
 
 USER_ERRORS = (SpecError, DataError, ConfigError, CheckpointError, NonFiniteLoss,
                FileNotFoundError)
@@ -186,8 +194,13 @@ def _transfer(cfg, module, path, overrides) -> list:
 
 
 def _callbacks(cfg, out: Path) -> list:
-    from pytorch_lightning.callbacks import (EarlyStopping, LearningRateMonitor, ModelCheckpoint,
-                                             RichProgressBar, TQDMProgressBar)
+    from pytorch_lightning.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        RichProgressBar,
+        TQDMProgressBar,
+    )
     c = cfg.callbacks
     cbs = []
     if c.checkpoint:
