@@ -92,8 +92,10 @@ def run_dir_of(cfg) -> Path:
         return Path("runs") / time.strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def train(cfg: DictConfig) -> Result:
-    """Train the configured spec; returns where everything went and the best validation accuracy."""
+def train(cfg: DictConfig, extra_callbacks=()) -> Result:
+    """Train the configured spec; returns where everything went and the best validation accuracy.
+
+    ``extra_callbacks``: more Lightning callbacks (netspec.search's pruning callback)."""
     start = time.time()
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -133,14 +135,17 @@ def train(cfg: DictConfig) -> Result:
                             OmegaConf.to_container(cfg.sched), OmegaConf.to_container(cfg.loss),
                             weights, cfg.channels_last, cfg.compile,
                             OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.aug))
-    callbacks = _transfer(cfg, module, path, overrides) + _callbacks(cfg, out)
+    callbacks = _transfer(cfg, module, path, overrides) + _callbacks(cfg, out) + list(extra_callbacks)
     logger = _logger(cfg, out)
     if cfg.ckpt_path:
         _check_resume(cfg.ckpt_path, net.spec)
     flags = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
-    trainer = pl.Trainer(**flags, logger=logger, callbacks=callbacks, default_root_dir=str(out),
-                         enable_progress_bar=cfg.callbacks.progress_bar != "none"
-                         and flags.get("enable_progress_bar", True))
+    # (set in flags, not beside them: trainer.enable_progress_bar=false must not be passed twice)
+    flags["enable_progress_bar"] = (cfg.callbacks.progress_bar != "none"
+                                    and flags.get("enable_progress_bar", True))
+    # callbacks.checkpoint=false: no checkpoints at all, not Lightning's default ModelCheckpoint
+    flags.setdefault("enable_checkpointing", bool(cfg.callbacks.checkpoint))
+    trainer = pl.Trainer(**flags, logger=logger, callbacks=callbacks, default_root_dir=str(out))
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     except NonFiniteLoss as e:

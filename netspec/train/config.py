@@ -35,6 +35,7 @@ def _trainer_fields():
 
 
 TrainerConfig = make_dataclass("TrainerConfig", _trainer_fields())
+TrainerConfig.__module__ = __name__    # picklable by name: ddp_spawn pickles what holds the config
 
 
 @dataclass

@@ -725,12 +725,25 @@ class ImageDataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() before asking for a data loader")
         cfg = self.cfg
         workers = cfg.num_workers > 0
+        sampler = self._distributed_sampler(ds) if train else None
+        n = len(sampler) if sampler is not None else len(ds)   # this process's samples
         return DataLoader(
-            ds, batch_size=cfg.batch_size, shuffle=train and cfg.shuffle,
-            drop_last=train and len(ds) > cfg.batch_size,   # no lone last batch for batch norm
+            ds, batch_size=cfg.batch_size, shuffle=train and cfg.shuffle and sampler is None,
+            sampler=sampler,
+            drop_last=train and n > cfg.batch_size,   # no lone last batch for batch norm
             num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
             persistent_workers=cfg.persistent_workers and workers,
             generator=torch.Generator().manual_seed(cfg.seed) if train else None)
+
+    def _distributed_sampler(self, ds):
+        """Under DDP, this rank's share of the train split, shuffled only when ``data.shuffle``
+        says so (with ``data.seed``): Lightning's own sampler would always shuffle it. With
+        ``shuffle=false`` the ranks' batches together are the single-process batches."""
+        kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        if not kwargs or kwargs.get("num_replicas", 1) <= 1:
+            return None
+        from torch.utils.data.distributed import DistributedSampler
+        return DistributedSampler(ds, shuffle=self.cfg.shuffle, seed=self.cfg.seed, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, True)

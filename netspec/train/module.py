@@ -86,7 +86,8 @@ class SpecClassifier(pl.LightningModule):
             raise NonFiniteLoss(f"the loss became {loss.item()} at step {self.global_step} "
                                 f"(epoch {self.current_epoch}, batch {batch_idx})")
         self.train_acc(out.detach(), y)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        # sync_dist: under DDP the mean over all ranks' samples, not rank 0's (no-op on one process)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
