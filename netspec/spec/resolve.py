@@ -22,6 +22,7 @@ from .source import Loc, Map, Seq
 
 NODE_KEYS = ("n", "if", "name", "width")
 CHOICE_KEYS = ("choice", "int", "float")
+CHOICE_OPTIONS = ("log", "step")    # {float: [1e-4, 1e-1], log: true}, {int: [1, 8], step: 2}
 SECTIONS = ("stem", "stages", "head")
 DEFAULTS = {"norm": "bn", "act": "relu", "bias": "auto", "bn_eps": 1e-5, "bn_momentum": 0.1,
             "order": "post", "gn_groups": 32}
@@ -393,7 +394,9 @@ class Ctx:
 
 
 def _is_choice(raw) -> bool:
-    return isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in CHOICE_KEYS
+    """A search choice: its first key is choice/int/float; options may follow (log, step)."""
+    return isinstance(raw, dict) and len(raw) >= 1 and next(iter(raw)) in CHOICE_KEYS \
+        and all(k in CHOICE_OPTIONS for k in list(raw)[1:])
 
 
 def _numeric(text: str) -> bool:

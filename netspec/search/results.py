@@ -1,0 +1,317 @@
+"""What a search leaves in its run directory, and the progress line of each trial.
+
+    study.db           the Optuna study (SQLite; open it with `optuna-dashboard sqlite:///...`)
+    trials/NNNN/       each trial: spec.yaml (the concrete spec it trained), train.log,
+                       error.txt (a failed trial's traceback), checkpoints
+    trials.csv         every trial: state, accuracy, MACs, params, latency, seconds, reason, params
+    best.yaml          the best network as a concrete spec: `python -m netspec.train spec=best.yaml`
+    best.json          its trial, values, decisions, training overrides and the command to train it
+    history.png        accuracy per trial and the best so far
+    pareto/, pareto.png  multi-objective runs: the Pareto set as specs, accuracy against the cost
+    emit/              compound scaling: the best coefficients applied with each phi (B1..Bn)
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from ..spec.source import load_file, plain
+from .space import bake_resolution, write_spec
+
+COST_UNITS = {"macs": "MACs", "params": "params", "latency": "latency (ms)"}
+
+
+def _si(v) -> str:
+    if v is None:
+        return "-"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+class Progress:
+    """Optuna callback: one line per finished trial (best so far, time per trial); and the
+    results files (trials.csv, best.yaml) kept current after each trial."""
+
+    def __init__(self, search, log=print):
+        self.search = search
+        self.log = log
+        self.times: list[float] = []
+        self.started = time.time()
+
+    def __call__(self, study: optuna.Study, t) -> None:
+        from .runner import finished_trials
+        s = self.search
+        seconds = t.user_attrs.get("seconds")
+        if seconds is None and t.datetime_complete and t.datetime_start:
+            seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+        self.times.append(seconds or 0.0)
+        done = len(finished_trials(study.get_trials(deepcopy=False)))
+        ua = t.user_attrs
+        if t.state == TrialState.COMPLETE:
+            what = f"acc {ua.get('acc', float('nan')):.4f}"
+        elif t.state == TrialState.PRUNED:
+            what = f"({ua.get('rejected') or ua.get('pruned') or 'pruned'})"
+        else:
+            what = f"({ua.get('fail_reason', 'failed')})"
+        cost = f"MACs {_si(ua.get('macs'))} params {_si(ua.get('params'))}"
+        if ua.get("latency_ms") is not None:
+            cost += f" {ua['latency_ms']:.2f} ms"
+        if len(study.directions) == 1:
+            try:
+                b = study.best_trial
+                best = f"best {b.value:.4f} (#{b.number})"
+            except ValueError:
+                best = "best -"
+        else:
+            best = f"Pareto front {len(study.best_trials)}"
+        avg = sum(self.times) / len(self.times)
+        self.log(f"[{done}/{s.target}] trial {t.number} {t.state.name:<8} {what}  {cost}  "
+                 f"{seconds or 0:.1f} s | {best}  {avg:.1f} s/trial")
+        try:
+            write_results(s, final=False)
+        except OSError as e:       # pragma: no cover - a full disk must not stop the search
+            self.log(f"warning: could not write the results: {e}")
+
+
+# -- the files -------------------------------------------------------------------------------------
+
+def _trials(study):
+    from .runner import replaced_trials
+    trials = study.get_trials(deepcopy=False)
+    gone = replaced_trials(trials)
+    return trials, gone
+
+
+def write_trials_csv(search, path: Path) -> Path:
+    study = search.study
+    trials, gone = _trials(study)
+    names = []
+    for t in trials:
+        for k in t.params:
+            if k not in names:
+                names.append(k)
+    cols = ["number", "state", "acc", "macs", "params", "latency_ms", "seconds", "reason",
+            "retried", "worker", "spec", *names]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for t in trials:
+            ua = t.user_attrs
+            row = {"number": t.number, "state": t.state.name,
+                   "acc": ua.get("acc", ""),
+                   "macs": ua.get("macs", ""), "params": ua.get("params", ""),
+                   "latency_ms": ua.get("latency_ms", ""), "seconds": ua.get("seconds", ""),
+                   "reason": ua.get("rejected") or ua.get("pruned") or ua.get("fail_reason")
+                   or ("worker died" if t.state == TrialState.FAIL else ""),
+                   "retried": "yes" if t.number in gone else "",
+                   "worker": ua.get("worker", ""), "spec": ua.get("spec", "")}
+            row.update({k: v for k, v in t.params.items()})
+            w.writerow([row.get(c, "") for c in cols])
+    return path
+
+
+def best_trials(study) -> list:
+    """The best trial (single objective), or the Pareto set by accuracy (multi-objective)."""
+    try:
+        if len(study.directions) == 1:
+            return [study.best_trial]
+        return sorted(study.best_trials, key=lambda t: -t.values[0])
+    except ValueError:
+        return []
+
+
+def train_command(search, trial, spec_path: Path) -> str:
+    parts = [f"python -m netspec.train spec={spec_path}", f"data={search.cfg.data.name}"]
+    if trial.user_attrs.get("data_size") is not None:
+        parts.append(f"data.size={trial.user_attrs['data_size']}")
+    for k, v in (trial.user_attrs.get("train") or {}).items():
+        parts.append(f"{k}={_override_value(v)}")
+    return " ".join(parts)
+
+
+def _override_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v).replace(" ", "")
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _copy_spec(search, trial, dest: Path, title: str) -> Path | None:
+    rel = trial.user_attrs.get("spec")
+    if not rel or not (search.out / rel).is_file():
+        return None
+    spec = plain(load_file(search.out / rel))
+    ua = trial.user_attrs
+    values = ", ".join(f"{o} {_fmt(v)}" for o, v in zip(search.objectives, trial.values or []))
+    header = "\n".join([
+        f"{title} of netspec.search study '{search.study_name}' (space {search.space.name}, "
+        f"strategy {search.cfg.strategy.name}): trial {trial.number}, {values}",
+        f"params {ua.get('params', 0):,}, MACs {ua.get('macs', 0):,}",
+        *(f"  {k}: {v}" for k, v in trial.params.items()),
+        "train it:",
+        f"  {train_command(search, trial, dest)}",
+    ])
+    return write_spec(spec, dest, header)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float) and abs(v) < 10:
+        return f"{v:.4f}"
+    return _si(v) if isinstance(v, (int, float)) else str(v)
+
+
+def write_results(search, final: bool = False) -> dict:
+    out: Path = search.out
+    study = search.study
+    files: dict = {"trials_csv": write_trials_csv(search, out / "trials.csv")}
+    best = best_trials(study)
+    files["best_trials"] = best
+    if best:
+        b = best[0]
+        path = _copy_spec(search, b, out / "best.yaml", "the best network")
+        if path is not None:
+            files["best"] = path
+            info = {"study": search.study_name, "storage": search.url, "trial": b.number,
+                    "values": dict(zip(search.objectives, b.values or [])),
+                    "params": b.params, "train": b.user_attrs.get("train", {}),
+                    "macs": b.user_attrs.get("macs"), "n_params": b.user_attrs.get("params"),
+                    "command": train_command(search, b, path)}
+            (out / "best.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    if not final:
+        return files
+    files["history"] = plot_history(search, out / "history.png")
+    if len(study.directions) > 1:
+        pdir = out / "pareto"
+        pdir.mkdir(exist_ok=True)
+        for old in pdir.glob("trial_*.yaml"):
+            old.unlink()
+        files["pareto"] = [p for t in best
+                           if (p := _copy_spec(search, t, pdir / f"trial_{t.number:04d}.yaml",
+                                               "a Pareto-optimal network")) is not None]
+        files["pareto_png"] = plot_pareto(search, out / "pareto.png")
+    if search.space.emit and best:
+        files["emit"] = emit_scaled(search, best[0], out / "emit")
+    return files
+
+
+# -- compound scaling, step 2 ---------------------------------------------------------------------
+
+def emit_scaled(search, trial, folder: Path) -> list[Path]:
+    """The best sample with each phi of the space's `emit:` (EfficientNet's B1..Bn), written with
+    the scaled resolution as its input size (the data's size times gamma^phi)."""
+    from ..analyze import report_of
+    from .space import _resolve
+    spec = search.unbaked(trial.params)
+    scale = dict(spec.get("scale") or {})
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for phi in search.space.emit["phi"]:
+        s = dict(spec)
+        s["scale"] = {**scale, "phi": phi}
+        s["name"] = f"{search.space.name}_b{phi}"
+        baked, size = bake_resolution(s)
+        rep = report_of(_resolve(s))
+        if size is not None and report_of(_resolve(baked)).macs == rep.macs:
+            s = baked
+        a, b, g = (scale.get(k) for k in ("alpha", "beta", "gamma"))
+        path = folder / f"b{phi}.yaml"
+        cmd = f"python -m netspec.train spec={path}" + (f" data.size={size}" if size else "")
+        header = "\n".join([
+            f"compound scaling (Tan & Le 2019) of the best sample of study '{search.study_name}' "
+            f"(trial {trial.number}): phi = {phi}",
+            f"alpha {a} (depth), beta {b} (width), gamma {g} (resolution): depth x{a}^{phi}, "
+            f"width x{b}^{phi}, resolution x{g}^{phi}",
+            f"params {rep.params:,}, MACs {rep.macs:,} at input "
+            f"{'x'.join(map(str, rep.input_shape))}",
+            "train it:", f"  {cmd}"])
+        out.append(write_spec(s, path, header))
+    return out
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_history(search, path: Path) -> Path | None:
+    study = search.study
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not done:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs = [t.number for t in done]
+    ys = [t.values[0] for t in done]
+    ax.scatter(xs, ys, s=18, label="completed", color="tab:blue", zorder=3)
+    pruned = [(t.number, t.user_attrs["acc"]) for t in trials
+              if t.state == TrialState.PRUNED and "acc" in t.user_attrs]
+    if pruned:
+        ax.scatter(*zip(*pruned), marker="x", color="gray", s=18, label="pruned", zorder=2)
+    rejected = [t.number for t in trials if t.state == TrialState.PRUNED and
+                "rejected" in t.user_attrs]
+    failed = [t.number for t in trials if t.state == TrialState.FAIL]
+    best, run = [], -math.inf
+    for t in sorted(done, key=lambda t: t.number):
+        run = max(run, t.values[0])
+        best.append((t.number, run))
+    ax.step(*zip(*best), where="post", color="tab:orange", label="best so far", zorder=4)
+    low = min(ys)
+    for nums, label, color in ((rejected, "rejected (constraint)", "tab:purple"),
+                               (failed, "failed", "tab:red")):
+        if nums:
+            ax.scatter(nums, [low] * len(nums), marker="|", s=60, color=color, label=label)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"{search.study_name}: {len(done)} completed of {len(trials)} trials")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(search, path: Path) -> Path | None:
+    study = search.study
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if not done:
+        return None
+    cost = search.objectives[1]
+    front = {t.number for t in study.best_trials}
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    others = [t for t in done if t.number not in front]
+    if others:
+        ax.scatter([t.values[1] for t in others], [t.values[0] for t in others], s=16,
+                   color="lightgray", label="trials")
+    pf = sorted((t for t in done if t.number in front), key=lambda t: t.values[1])
+    ax.plot([t.values[1] for t in pf], [t.values[0] for t in pf], "o-", color="tab:red",
+            label="Pareto front", drawstyle="steps-post")
+    for t in pf:
+        ax.annotate(f"#{t.number}", (t.values[1], t.values[0]), fontsize=7,
+                    textcoords="offset points", xytext=(3, 3))
+    if all(t.values[1] > 0 for t in done):
+        ax.set_xscale("log")
+    ax.set_xlabel(COST_UNITS.get(cost, cost))
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"{search.study_name}: accuracy against {COST_UNITS.get(cost, cost)}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
