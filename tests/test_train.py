@@ -260,3 +260,15 @@ def test_eval_and_export(tmp_path, tiny):
     assert onnx["max_abs_diff"] is not None and onnx["max_abs_diff"] < 1e-4
     ts = export(ckpt, "torchscript", str(tmp_path / "net.ts.pt"))
     assert ts["max_abs_diff"] < 1e-5
+
+
+def test_short_onecycle_and_sgd_without_momentum():
+    model = torch.nn.Linear(2, 2)
+    cfg = cfg_of("optim=sgd", "optim.momentum=0", "sched=onecycle")
+    opt = make_optimizer(model, cfg.optim)
+    for total in (1, 4, 5, 8):
+        sched = make_scheduler(opt, cfg.sched, steps_per_epoch=total, epochs=1)
+        for _ in range(total):
+            opt.step()
+            if sched:
+                sched["scheduler"].step()

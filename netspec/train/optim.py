@@ -44,8 +44,9 @@ def param_groups(model: nn.Module, cfg) -> list[dict]:
 def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg)
     name = cfg.name.lower()
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if name == "sgd":  # Nesterov needs momentum: without it, plain SGD
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
     if name == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
     if name == "adamw":
@@ -84,9 +85,13 @@ def make_scheduler(optimizer, cfg, *, steps_per_epoch: int, epochs: int):
         sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"scheduler": sched, "interval": "step"}
     if name == "onecycle":
+        if total < 4:       # too short for a warm-up and an annealing phase: keep the rate
+            return None
+        # each phase needs at least two steps, or torch's OneCycleLR divides by zero
+        pct = min(max(cfg.pct_start, 2.0 / total), 1.0 - 2.0 / total)
         sched = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
-            pct_start=cfg.pct_start, div_factor=cfg.div_factor,
+            pct_start=pct, div_factor=cfg.div_factor,
             final_div_factor=cfg.final_div_factor)
         return {"scheduler": sched, "interval": "step"}
     if name == "plateau":
