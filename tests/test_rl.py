@@ -122,6 +122,14 @@ def test_chunks_and_parallel_workers(monkeypatch):
     c = ReinforceSampler(seed=9, study=b)
     assert _tensors_equal(c.model.state_dict(), b.sampler.model.state_dict())
 
+    # a state whose chunks do not match the header (a clash of writers) does not stop a worker:
+    # it goes on with its own controller, and its next update writes a whole state again
+    storage.set_study_system_attr(a._study_id, f"{rl.KEY}:{header['slot']}:0", "garbage")
+    with pytest.warns(UserWarning, match="does not match its header"):
+        assert not ReinforceSampler(seed=9, study=b).load(b, attempts=2)
+    b.optimize(hidden_target(3), n_trials=1)
+    assert ReinforceSampler(seed=9, study=b).updates == 13
+
 
 def test_numeric_distributions():
     assert options_of(IntDistribution(1, 4)) == [1, 2, 3, 4]

@@ -46,8 +46,10 @@ running RMS of the advantage, the vocabulary, the update count) is ``torch.save`
 numbers, strings, lists and dicts only: it loads with ``torch.load(weights_only=True)``), base64
 encoded and stored in the study's system attributes in chunks of ``CHUNK`` characters (keys
 ``netspec.rl:state:<slot>:<i>``) with a header (``netspec.rl:state``: slot, chunk count, SHA-256,
-a write id). Writes alternate between two slots and the header is written last, so a reader never
-mixes two states; a checksum mismatch (a writer lapped the reader) is retried. Every trial
+a write id). Writes alternate between two slots, each write is read back and checked before the
+header that points to it is written, so a reader never mixes two states; a reader that meets a
+checksum mismatch (a writer lapped it) reads again, and after a few tries goes on with its own
+state rather than failing the trial. Every trial
 starts from the latest state in the study (``before_trial``) and every update reloads it first, so
 a rerun of the same command (Optuna resume) and parallel workers on one storage continue one
 controller; two workers finishing within the same few milliseconds may lose one of the two
@@ -57,6 +59,14 @@ updates (last writer wins), which costs a sample's worth of learning, nothing el
 **Repeatability.** ``seed`` fixes the initial weights and each trial's draws (the generator of
 trial *n* is seeded from ``(seed, n)``), so a study run twice with the same seed samples the
 same architectures, whatever the number of workers' interleaving does to the update order.
+
+**Defaults.** lr 0.02 (Adam), entropy_weight 0.3 (against an advantage of unit RMS), baseline
+decay 0.9, LSTM of 32 units: chosen on a synthetic reward (6 decisions of 4 options; the mean
+reward of trials 150-200 reaches 0.85-1.0 on every seed tried, random sampling's is 0.25) and on
+the 540 networks of bench/bench_search.py's space trained once each and looked up (over 40
+seeds, the median number of trials to reach the best of 50 random ones: 18 for the controller,
+13.5 for TPE, 31.5 for another random run). A higher learning rate learns faster but more often
+settles early on a wrong option; a smaller one hardly moves within 50 trials.
 
 Single-objective studies only: for accuracy against MACs use ``target_macs`` (the MnasNet reward),
 or NSGA-II for a Pareto front.
@@ -70,6 +80,7 @@ import io
 import json
 import math
 import os
+import random
 import threading
 import time
 import uuid
@@ -371,46 +382,64 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
         self.min_reward, self.updates = state["min_reward"], int(state["updates"])
 
     # -- in the study ----------------------------------------------------------------------------
-    def save(self, study: optuna.Study) -> None:
-        """Write the controller into the study's system attributes (chunks first, header last)."""
+    def save(self, study: optuna.Study, attempts: int = 5) -> None:
+        """Write the controller into the study's system attributes: the chunks into the slot the
+        header does not point to, read back and checked, then the header."""
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
         text = base64.b64encode(buf.getvalue()).decode("ascii")
-        storage, sid = study._storage, study._study_id
-        header = storage.get_study_system_attrs(sid).get(KEY) or {}
-        slot = 1 - int(header.get("slot", 1))
+        sha = hashlib.sha256(text.encode()).hexdigest()
         chunks = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
-        for i, chunk in enumerate(chunks):
-            storage.set_study_system_attr(sid, f"{KEY}:{slot}:{i}", chunk)
+        storage, sid = study._storage, study._study_id
+        for attempt in range(attempts):
+            header = storage.get_study_system_attrs(sid).get(KEY) or {}
+            slot = 1 - int(header.get("slot", 1))
+            for i, chunk in enumerate(chunks):
+                storage.set_study_system_attr(sid, f"{KEY}:{slot}:{i}", chunk)
+            if self._read(storage.get_study_system_attrs(sid), slot, len(chunks)) == sha:
+                break
+            # another worker wrote the same slot at the same moment: write again, a bit later
+            time.sleep(0.02 * (attempt + 1) * (1 + random.random()))
+        else:
+            warnings.warn("strategy=rl: could not write the controller state consistently (other "
+                          "workers kept writing at the same moment); this update is not saved",
+                          stacklevel=2)
+            return
         self.state_id = uuid.uuid4().hex
         storage.set_study_system_attr(sid, KEY, {
-            "slot": slot, "chunks": len(chunks), "sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "id": self.state_id, "updates": self.updates, "format": FORMAT})
+            "slot": slot, "chunks": len(chunks), "sha256": sha, "id": self.state_id,
+            "updates": self.updates, "format": FORMAT})
 
-    def load(self, study: optuna.Study, attempts: int = 20) -> bool:
+    @staticmethod
+    def _read(attrs: dict, slot: int, chunks: int, text: list | None = None) -> str | None:
+        """The SHA-256 of a slot's chunks as stored (None if some are missing)."""
+        try:
+            joined = "".join(attrs[f"{KEY}:{slot}:{i}"] for i in range(int(chunks)))
+        except KeyError:
+            return None
+        if text is not None:
+            text.append(joined)
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+    def load(self, study: optuna.Study, attempts: int = 5) -> bool:
         """Continue from the state saved in the study, if there is one newer than ours."""
         storage, sid = study._storage, study._study_id
         for attempt in range(attempts):
             attrs = storage.get_study_system_attrs(sid)
             header = attrs.get(KEY)
-            if not header:
+            if not header or header.get("id") == self.state_id:
                 return False
-            if header.get("id") == self.state_id:
-                return False
-            try:
-                text = "".join(attrs[f"{KEY}:{header['slot']}:{i}"]
-                               for i in range(int(header["chunks"])))
-            except KeyError:
-                text = None
-            if text is not None and \
-                    hashlib.sha256(text.encode()).hexdigest() == header["sha256"]:
-                state = torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+            text: list = []
+            if self._read(attrs, header["slot"], header["chunks"], text) == header["sha256"]:
+                state = torch.load(io.BytesIO(base64.b64decode(text[0])), weights_only=True)
                 self.load_state_dict(state)
                 self.state_id = header["id"]
                 return True
-            time.sleep(0.05 * (attempt + 1))     # a writer lapped us: read again
-        raise RuntimeError(f"strategy=rl: the controller state in the study stays inconsistent "
-                           f"after {attempts} reads (header {KEY} does not match its chunks)")
+            time.sleep(0.02 * (attempt + 1))     # a writer is between chunks and header
+        warnings.warn(f"strategy=rl: the controller state in the study does not match its "
+                      f"header ({KEY}) after {attempts} reads; going on with this worker's own "
+                      f"state (the next update rewrites it)", stacklevel=2)
+        return False
 
     # -- Optuna's sampler interface --------------------------------------------------------------
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
