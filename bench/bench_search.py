@@ -13,8 +13,8 @@ For each seed it runs `random`, `tpe` and `rl` for 50 trials each and prints:
     at results), against the same run without pruning: epochs trained, training seconds, and both
     best accuracies. Goal: at least 40% saved.
 
-    python bench/bench_search.py            # the full run: about 15 minutes on 2 CPU cores
-    python bench/bench_search.py --quick    # a smoke run (1 seed, 10 trials, 2 epochs), ~1-2 min
+    python bench/bench_search.py            # the full run: 6-11 minutes on 2 CPU cores
+    python bench/bench_search.py --quick    # a smoke run (1 seed, 10 trials, 2 epochs), 30-80 s
 
 Each trial trains with one torch thread (the networks are tiny: a second thread mostly waits).
 A network that was trained before in the same run with the same seed and configuration (the
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
           f"{args.epochs} epochs per trial, {torch.get_num_threads()} thread(s)", flush=True)
     if sampler_seeds.enabled:
         print(f"seed s: every trial trains with seed s; tpe and rl sample with seed s, random "
-              f"search with s + {RANDOM_SEED_OFFSET} (not tpe's start-up samples)", flush=True)
+              f"search with s + {RANDOM_SEED_OFFSET} (else tpe's random start-up would copy it)", flush=True)
     try:
         for seed in seeds:
             for strategy in STRATEGIES:
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     total_e = 1 - sum(e_pruned) / sum(e_full)
     print(f"{'epochs saved':<28}" + "".join(f"{x:>{w}.0%}" for x in saved_e) +
           f"{total_e:>{w}.0%}")
-    if cache.enabled:
+    if cache.enabled and all(s_full) and all(s_pruned):   # (not when a rerun resumed a finished run)
         print(f"{'train seconds, no pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_full) +
               f"{sum(s_full):>{w}.1f}")
         print(f"{'train seconds, pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_pruned) +
