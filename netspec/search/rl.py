@@ -74,7 +74,6 @@ or NSGA-II for a Pareto front.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
@@ -102,6 +101,8 @@ from optuna.distributions import (
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
+
+from ..train.data import one_thread  # controller tensors are tiny: one thread
 
 KEY = "netspec.rl:state"          # the header; the chunks are KEY:<slot>:<i>
 CHUNK = 32_000                    # characters per system attribute (MySQL's TEXT holds 64 KiB)
@@ -175,22 +176,6 @@ def _token_of(dist: BaseDistribution, options: list, value) -> int:
         return math.log(o) if log else float(o)
     v = key(max(float(value), float(dist.low)) if log else value)
     return min(range(len(options)), key=lambda i: abs(key(options[i]) - v))
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """The controller's tensors are tiny: on one thread its steps take a fraction of a
-    millisecond, while on several (with the trainer's threads, or other programs, on the cores)
-    each one can wait for a spinning OpenMP pool. The trainer's setting is restored after."""
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 # -- the network -------------------------------------------------------------------------------------
@@ -500,10 +485,10 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
         self._check(study)
         with self._lock:
             ctx = self._context(trial)
-            with _one_thread():
+            with one_thread():
                 self._teacher_force(ctx, trial)
             index, options = self._decision(param_name, param_distribution)
-            with _one_thread():
+            with one_thread():
                 token = self._advance(ctx, index, None)
             ctx.names.append(param_name)
             value = options[token]
@@ -571,7 +556,7 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
             if reward is None or not steps:
                 return
             # a decision that a concurrent writer's state lacks is added back (fresh)
-            with _one_thread():
+            with one_thread():
                 self.update([(self._add(entry), token) for entry, token in steps], reward)
             study._storage.set_trial_system_attr(trial._trial_id, "netspec.rl:reward", reward)
             self.save(study)

@@ -249,21 +249,13 @@ class Search:
     # -- setup ------------------------------------------------------------------------------
     def _data_info(self):
         """The data's channels, size and classes: the space's spec follows them, as in training."""
-        from ..train.app import _fixed, spec_source
-        from ..train.data import make_datamodule
+        from ..train.app import data_for, spec_source
         cfg = self.cfg
-        spec_file, spec_over = None, []
-        fixed_size = fixed_channels = None
+        spec_file, spec_over, cfg_spec = None, [], None
         if cfg.spec is not None:
             cfg_spec = OmegaConf.to_container(cfg.spec, resolve=True)
             spec_file, spec_over = spec_source(cfg_spec)
-            if _fixed(spec_over, "input.size"):
-                fixed_size = cfg_spec["input"]["size"]
-            if _fixed(spec_over, "input.channels"):
-                fixed_channels = cfg_spec["input"]["channels"]
-        dm = make_datamodule(cfg.data, cfg.aug, size=fixed_size, channels=fixed_channels)
-        dm.prepare_data()
-        dm.setup("fit")
+        dm = data_for(cfg, cfg_spec, spec_over)
         self.data = (dm.channels, dm.size, dm.num_classes)
         data_over = [f"num_classes={dm.num_classes}", f"input.channels={dm.channels}",
                      f"input.size=[{dm.size[0]}, {dm.size[1]}]"]

@@ -80,6 +80,19 @@ def _fixed(overrides: list[str], key: str) -> bool:
     return any(o.split("=", 1)[0] == key for o in overrides)
 
 
+def data_for(cfg, cfg_spec: dict | None, overrides: list[str]):
+    """The set-up data module; the spec's input follows the data unless the user fixed it."""
+    fixed_size = fixed_channels = None
+    if cfg_spec is not None and _fixed(overrides, "input.size"):
+        fixed_size = cfg_spec["input"]["size"]
+    if cfg_spec is not None and _fixed(overrides, "input.channels"):
+        fixed_channels = cfg_spec["input"]["channels"]
+    dm = make_datamodule(cfg.data, cfg.aug, size=fixed_size, channels=fixed_channels)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
 # -- one training run -----------------------------------------------------------------------------
 
 def run_dir_of(cfg) -> Path:
@@ -104,15 +117,7 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
     cfg_spec = OmegaConf.to_container(cfg.spec, resolve=True)
     path, overrides = spec_source(cfg_spec)
 
-    # the spec's input follows the data unless the user fixed it
-    fixed_size = fixed_channels = None
-    if _fixed(overrides, "input.size"):
-        fixed_size = cfg_spec["input"]["size"]
-    if _fixed(overrides, "input.channels"):
-        fixed_channels = cfg_spec["input"]["channels"]
-    dm = make_datamodule(cfg.data, cfg.aug, size=fixed_size, channels=fixed_channels)
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = data_for(cfg, cfg_spec, overrides)
     if _fixed(overrides, "num_classes") and int(cfg_spec["num_classes"]) != dm.num_classes:
         raise ConfigError(f"spec.num_classes={cfg_spec['num_classes']} disagrees with the data: "
                           f"{cfg.data.name} has {dm.num_classes} classes; drop the override "

@@ -103,9 +103,9 @@ class _Raw:
 
 
 @contextmanager
-def _one_thread():
-    """Run the small tensor operations of a batch on one thread, as torch does in DataLoader
-    workers: in the main process, intra-op threads only contend with each other on them."""
+def one_thread():
+    """Run small tensor operations on one thread (as torch does in DataLoader workers): on them,
+    intra-op threads only contend with each other. The caller's setting is restored after."""
     n = torch.get_num_threads()
     if n == 1:
         yield
@@ -131,7 +131,7 @@ class _ArrayDataset(Dataset):
 
     def __getitems__(self, idx: list[int]) -> list[tuple[torch.Tensor, int]]:
         j = self.indices[torch.as_tensor(idx, dtype=torch.long)]
-        with _one_thread():
+        with one_thread():
             x = self.batch_transform(tv_tensors.Image(self.images[j]))
         return list(zip(x.unbind(0), self.targets[j].tolist(), strict=True))
 
@@ -189,7 +189,7 @@ class _FileDataset(Dataset):
     def __getitem__(self, i: int):
         path, target = self.samples[int(self.indices[i])]
         image = _read_image(path, self.mode)
-        with _one_thread():
+        with one_thread():
             return self.transform(image), target
 
 
@@ -644,7 +644,7 @@ class ImageDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
             return
-        with _one_thread():
+        with one_thread():
             self._setup()
 
     def _setup(self) -> None:
