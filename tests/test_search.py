@@ -344,6 +344,15 @@ def test_pruning_is_refused_with_several_objectives(files):
                "pruner=median")
 
 
+def test_rl_is_refused_with_several_objectives_before_any_trial(files):
+    with pytest.raises(StrategyError, match="single objective.*target_macs.*nsga2"):
+        search(files, f"space={files / 'tiny.yaml'}", "strategy=rl", "objectives=[acc,macs]")
+    assert not (files / "run" / "trials").exists()
+    with pytest.raises(StrategyError, match="temperature must be > 0"):
+        search(files, f"space={files / 'tiny.yaml'}", "strategy=rl",
+               "+strategy.options.temperature=0")
+
+
 def test_a_failing_trial_is_recorded_with_its_reason_and_the_study_goes_on(files):
     # an invalid sample (a 16x16 pool on an 8x8 map: SpecError) and a NaN loss (lr 1e30)
     space = files / "faults.yaml"

@@ -290,21 +290,20 @@ class Search:
             was = old.user_attrs.get("objectives", "other objectives")
             raise ConfigError(f"study '{self.study_name}' in {url} was run with objectives "
                               f"{was}, not {self.objectives}: give another study_name= or run_dir=")
+        # the sampler first: a strategy that can't serve these objectives writes no study
+        n_before = len(old.trials) if old is not None else 0
+        seed = None if cfg.seed is None else int(cfg.seed) + n_before
+        sampler = make_sampler(cfg.strategy.name, OmegaConf.to_container(cfg.strategy.options),
+                               seed=seed, n_objectives=len(self.objectives),
+                               categorical=self.sampler_space.categorical(),
+                               constraints_func=None if TRIAL_CONSTRAINTS else constraint_values)
         study = optuna.create_study(storage=self.storage, study_name=self.study_name,
-                                    directions=self.directions, load_if_exists=True)
+                                    directions=self.directions, load_if_exists=True,
+                                    sampler=sampler, pruner=self.pruner)
         if old is None:
             study.set_user_attr("objectives", self.objectives)
             study.set_user_attr("space", self.space.name)
             study.set_user_attr("strategy", cfg.strategy.name)
-        n_before = len(study.trials)
-        seed = None if cfg.seed is None else int(cfg.seed) + n_before
-        study.sampler = make_sampler(cfg.strategy.name,
-                                     OmegaConf.to_container(cfg.strategy.options),
-                                     seed=seed, n_objectives=len(self.objectives),
-                                     categorical=self.sampler_space.categorical(),
-                                     constraints_func=None if TRIAL_CONSTRAINTS
-                                     else constraint_values)
-        study.pruner = self.pruner
         self.study = study
         if cfg.heartbeat and not _has_heartbeat(self.storage):
             self.log("note: this storage keeps no heartbeat, so a trial whose worker dies stays "

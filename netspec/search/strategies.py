@@ -98,12 +98,17 @@ def make_sampler(name: str, options: dict, *, seed: int | None, n_objectives: in
         return cls(seed=seed, **_kwargs(cls, kw, "strategy=nsga2"))
     # rl: the REINFORCE controller lives in its own module, imported only when asked for
     try:
-        from .rl import ReinforceSampler
+        from .rl import MULTI_OBJECTIVE, ReinforceSampler
     except ImportError as e:
         raise StrategyError(f"strategy=rl: the REINFORCE controller "
                             f"(netspec.search.rl.ReinforceSampler) cannot be imported: {e}") \
             from None
-    return ReinforceSampler(seed=seed, **_kwargs(ReinforceSampler, options, "strategy=rl"))
+    if n_objectives > 1:      # refused before the study opens, not from inside the first trial
+        raise StrategyError(MULTI_OBJECTIVE.format(n=n_objectives))
+    try:
+        return ReinforceSampler(seed=seed, **_kwargs(ReinforceSampler, options, "strategy=rl"))
+    except ValueError as e:   # a bad option value (the controller says which)
+        raise StrategyError(str(e)) from None
 
 
 def _quiet(make):
