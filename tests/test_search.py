@@ -325,7 +325,7 @@ def test_median_pruner_stops_a_poor_trial(files):
     by_lr = {t.params["train.optim.lr"]: t for t in r.study.trials}
     assert by_lr[0.01].state == TrialState.COMPLETE
     poor = by_lr[1e-7]
-    assert poor.state == TrialState.PRUNED and "pruned after epoch 0" in poor.user_attrs["pruned"]
+    assert poor.state == TrialState.PRUNED and "pruned after 1 epoch:" in poor.user_attrs["pruned"]
     assert len(poor.intermediate_values) == 1 < len(by_lr[0.01].intermediate_values)
 
 
@@ -336,6 +336,18 @@ def test_hyperband_pruner_reports_every_epoch(files):
     for t in r.study.trials:
         assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         assert 1 <= len(t.intermediate_values) <= 2
+        assert set(t.intermediate_values) <= {1, 2}     # steps are epochs trained
+
+
+def test_asha_promotes_the_top_third_at_each_rung(files):
+    space = _lr_space(files, "[0.01, 0.02, 1.0e-7, 3.0e-7]")
+    r = search(files, f"space={space}", "strategy=grid", "n_trials=null", "pruner=asha", *DIGITS)
+    assert isinstance(r.study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    by_lr = {t.params["train.optim.lr"]: t for t in r.study.trials}
+    assert by_lr[0.01].state == TrialState.COMPLETE        # the first at its rung is promoted
+    for lr in (1e-7, 3e-7):                                 # below the best third after 1 epoch
+        assert by_lr[lr].state == TrialState.PRUNED
+        assert list(by_lr[lr].intermediate_values) == [1]
 
 
 def test_pruning_is_refused_with_several_objectives(files):
@@ -402,7 +414,7 @@ def test_a_trial_trains_with_ddp_spawn_on_every_rank(files):
                "budget.epochs=2", "pruner=median", "data.batch_size=8")
     assert states(r.study) == [TrialState.COMPLETE] * 2
     for t in r.study.trials:
-        assert sorted(t.intermediate_values) == [0, 1]
+        assert sorted(t.intermediate_values) == [1, 2]
 
 
 # -- storage, resume, workers ----------------------------------------------------------------------

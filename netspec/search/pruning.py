@@ -1,6 +1,10 @@
 """Pruning poor trials: a Lightning callback that reports the validation accuracy of every epoch
 to the Optuna trial and stops training when the study's pruner says so.
 
+The step of a reported value is the number of epochs trained (1 after the first epoch): the
+resource of Hyperband and successive halving, so that ``max_resource = budget.epochs`` is the
+last step a trial reaches.
+
 Single-objective studies only (Optuna's pruners compare one intermediate value; see
 strategies.make_pruner). Under DDP the value is reported by rank 0 and the decision broadcast
 from it, so every rank stops at the same epoch; with ``ddp_spawn`` the runner asks the trial once
@@ -30,7 +34,7 @@ class OptunaPruning(pl.Callback):
             if value is not None:
                 value = float(value)
                 if math.isfinite(value):
-                    self.trial.report(value, step=epoch)
+                    self.trial.report(value, step=epoch + 1)
                     self.value = value
                     prune = self.trial.should_prune()
         prune = trainer.strategy.broadcast(prune, src=0)
@@ -40,4 +44,5 @@ class OptunaPruning(pl.Callback):
 
     def reason(self) -> str:
         shown = f"{self.value:.4f}" if self.value is not None else "?"
-        return f"pruned after epoch {self.pruned_at}: {self.monitor} {shown}"
+        n = self.pruned_at + 1
+        return f"pruned after {n} epoch{'s' if n > 1 else ''}: {self.monitor} {shown}"

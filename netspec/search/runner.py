@@ -57,7 +57,7 @@ class StrategyConfig:
 
 @dataclass
 class PrunerConfig:
-    name: str = "none"                 # none, median, hyperband
+    name: str = "none"                 # none, median, asha, hyperband
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,7 +21,7 @@ import optuna
 from ..errors import did_you_mean
 
 STRATEGIES = ("random", "tpe", "cmaes", "nsga2", "grid", "rl")
-PRUNERS = ("none", "median", "hyperband")
+PRUNERS = ("none", "median", "asha", "hyperband")
 OBJECTIVES = {"acc": "maximize", "macs": "minimize", "params": "minimize",
               "latency": "minimize"}
 
@@ -119,7 +119,8 @@ def _quiet(make):
 
 
 def make_pruner(name: str, options: dict, *, n_objectives: int, max_epochs: int):
-    """Optuna's median or Hyperband pruner (single-objective studies only)."""
+    """Optuna's median, successive-halving (ASHA) or Hyperband pruner (single objective only);
+    a step is an epoch trained (OptunaPruning reports after epoch 1 as step 1)."""
     options = dict(options or {})
     if name not in PRUNERS:
         raise StrategyError(f"unknown pruner '{name}'{did_you_mean(name, PRUNERS)}; use "
@@ -135,6 +136,10 @@ def make_pruner(name: str, options: dict, *, n_objectives: int, max_epochs: int)
         cls = optuna.pruners.MedianPruner
         kw = {"n_startup_trials": 3, "n_warmup_steps": 0, **options}
         return cls(**_kwargs(cls, kw, "pruner=median"))
+    if name == "asha":
+        cls = optuna.pruners.SuccessiveHalvingPruner
+        kw = {"min_resource": 1, "reduction_factor": 3, **options}
+        return cls(**_kwargs(cls, kw, "pruner=asha"))
     cls = optuna.pruners.HyperbandPruner
     kw = {"min_resource": 1, "max_resource": max(1, max_epochs), "reduction_factor": 3,
           **options}
