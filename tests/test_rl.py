@@ -33,21 +33,30 @@ def values(study):
 def test_controller_beats_random_sampling():
     # Random sampling matches each decision with probability 1/4: its expected reward is 0.25
     # on every trial (std of a trial's reward ~0.18), so the mean of 200 random trials lies
-    # within ~0.03 of 0.25. The controller has learnt most of the target after ~50 trials.
+    # within ~0.03 of 0.25. By default the controller never repeats a sample, so once it has
+    # found the target it goes on with its neighbours (5 of 6 right: 0.83, 4 of 6: 0.67, ...);
+    # over 5 seeds its mean over 200 trials was 0.54-0.58.
     rand = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     rand.optimize(hidden_target(0), n_trials=200)
     ctrl = optuna.create_study(direction="maximize", sampler=ReinforceSampler(seed=0))
     ctrl.optimize(hidden_target(0), n_trials=200)
     random_mean = statistics.mean(values(rand))
-    last50 = statistics.mean(values(ctrl)[-50:])
     assert abs(random_mean - 0.25) < 0.05
-    assert last50 > random_mean + 0.35, (last50, random_mean)
-    assert statistics.mean(values(ctrl)) > random_mean + 0.25
+    assert statistics.mean(values(ctrl)) > random_mean + 0.2
+    assert statistics.mean(values(ctrl)[100:]) > random_mean + 0.2     # still near the target
+    assert max(values(ctrl)) > 0.9 > max(values(rand))                # the target was sampled
+    assert len({tuple(sorted(t.params.items())) for t in ctrl.trials}) == 200
     assert ctrl.sampler.updates == 200
     # the controller's most likely choice is the target on most decisions
     probs = ctrl.sampler.probabilities()
     greedy = [max(range(4), key=lambda k: probs[f"d{i}"][k]) for i in range(6)]
     assert sum(g == t for g, t in zip(greedy, TARGET)) >= 4, probs
+
+    # allowed to repeat itself, it settles on the target: nearly every late sample is it
+    again = optuna.create_study(direction="maximize",
+                                sampler=ReinforceSampler(seed=0, unique=False))
+    again.optimize(hidden_target(0), n_trials=200)
+    assert statistics.mean(values(again)[-50:]) > random_mean + 0.6
 
 
 def test_seeded_repeatable():
@@ -216,3 +225,46 @@ def test_multi_objective_refused():
     with pytest.raises(ValueError, match="maximized accuracy"):
         optuna.create_study(direction="minimize", sampler=ReinforceSampler(target_macs=1e6)) \
             .optimize(lambda t: t.suggest_int("a", 0, 3), n_trials=1)
+
+
+def test_no_sample_is_tried_twice_until_the_space_is_exhausted():
+    # 2 x (3 options, or none under "pool") = 4 networks, a conditional decision among them
+    def objective(trial):
+        kind = trial.suggest_categorical("kind", ["conv", "pool"])
+        k = trial.suggest_categorical("k", [1, 3, 5]) if kind == "conv" else 0
+        return {1: 0.2, 3: 0.9, 5: 0.5, 0: 0.4}[k]
+
+    study = optuna.create_study(direction="maximize", sampler=ReinforceSampler(seed=0))
+    study.optimize(objective, n_trials=4)
+    seen = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(seen)) == 4                        # every network once, none repeated
+    study.optimize(objective, n_trials=3)              # exhausted: samples freely again
+    assert all(math.isfinite(p.detach().sum()) for p in study.sampler.model.parameters())
+    assert study.sampler.updates == 7
+    # the masked draws are learnt from with their masks: the gradient stays finite
+    for t in study.trials[:4]:
+        assert t.system_attrs[rl.PATH] == list(t.params)
+
+    free = optuna.create_study(direction="maximize",
+                               sampler=ReinforceSampler(seed=0, unique=False))
+    free.optimize(objective, n_trials=12)
+    assert len({tuple(sorted(t.params.items())) for t in free.trials}) < 12
+
+
+def test_the_best_trials_are_imitated():
+    study = optuna.create_study(direction="maximize",
+                                sampler=ReinforceSampler(seed=1, top_k=3, imitation_weight=1.0))
+    study.optimize(hidden_target(4), n_trials=12)
+    sampler = study.sampler
+    last = study.trials[-1]
+    elite = sampler._elite(study, last, last.state, last.system_attrs["netspec.rl:reward"])
+    best = sorted(study.trials, key=lambda t: (-t.system_attrs["netspec.rl:reward"], t.number))[:3]
+    assert [[tok for _, tok, _ in seq] for seq in elite] == \
+        [[t.params[f"d{i}"] for i in range(6)] for t in best]
+    # imitation alone (no policy gradient: a constant reward) makes the best trial likelier
+    before = sampler._log_prob([(sampler._add(e), tok) for e, tok, _ in elite[0]])[0].item()
+    steps = [(sampler._add(e), tok) for e, tok, _ in elite[0]]
+    for _ in range(5):
+        sampler.update(steps, sampler.baseline, [steps])
+    after = sampler._log_prob(steps)[0].item()
+    assert after > before + 0.5, (before, after)
