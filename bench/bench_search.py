@@ -8,10 +8,10 @@ For each seed it runs `random`, `tpe` and `rl` for 50 trials each and prints:
     in 50 trials (of the same seed). Goal: TPE and RL within 20. Random search samples with its
     own sampler seed (seed + 1000; the training seed is the same), so that TPE's random start-up
     trials are not a copy of the run it is measured against.
-(b) the training compute that pruning saves at equal best accuracy: random search again with the
-    median pruner (the same seed draws the same 50 samples, since random sampling does not look
-    at results), against the same run without pruning: epochs trained, training seconds, and both
-    best accuracies. Goal: at least 40% saved.
+(b) the training compute that pruning saves at equal best accuracy: random search again with
+    each pruner (median, asha, hyperband; the same seed draws the same 50 samples, since random
+    sampling does not look at results), against the same run without pruning: epochs trained,
+    training seconds, and both best accuracies. Goal: at least 40% saved.
 
     python bench/bench_search.py            # the full run: 6-11 minutes on 2 CPU cores
     python bench/bench_search.py --quick    # a smoke run (1 seed, 10 trials, 2 epochs), 30-80 s
@@ -136,13 +136,15 @@ class TrainCache:
 
 # -- runs ---------------------------------------------------------------------------------------------
 
-def search(out: Path, space: Path, strategy: str, seed: int, args, pruner: str = "none"):
-    run_dir = out / f"{strategy}-{pruner}-seed{seed}"
+def search(out: Path, space: Path, strategy: str, seed: int, args, pruner: str = "none",
+           epochs: int | None = None):
+    epochs = epochs or args.epochs
+    run_dir = out / f"{strategy}-{pruner}-e{epochs}-seed{seed}"
     overrides = [f"space={space}", "data=digits", f"data.size={args.size}", "aug=none",
                  "callbacks.checkpoint=false", "trainer.enable_model_summary=false",
-                 "heartbeat=0", f"n_trials={args.trials}", f"budget.epochs={args.epochs}",
+                 "heartbeat=0", f"n_trials={args.trials}", f"budget.epochs={epochs}",
                  f"strategy={strategy}", f"pruner={pruner}", f"seed={seed}",
-                 f"run_dir={run_dir}", f"study_name=bench-{strategy}-{pruner}-{seed}"]
+                 f"run_dir={run_dir}", f"study_name=bench-{strategy}-{pruner}-{epochs}-{seed}"]
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         cfg = compose("search", overrides=register_spec_paths(overrides))
     start = time.time()
@@ -185,14 +187,18 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--size", type=int, default=16, help="digits resized to size x size")
-    p.add_argument("--pruner", default="median", help="median or hyperband")
+    p.add_argument("--prune-epochs", type=int, default=6,
+                   help="the per-trial budget of (b): pruning needs epochs to cut")
+    p.add_argument("--pruners", default="median,asha,hyperband",
+                   help="comma-separated: median, asha, hyperband")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="keep the run dirs here")
     p.add_argument("--no-cache", action="store_true", help="train every trial")
     p.add_argument("--verbose", action="store_true", help="the runner's line per trial")
     args = p.parse_args(argv)
+    pruners = [x.strip() for x in args.pruners.split(",") if x.strip()]
     if args.quick:
-        args.seeds, args.trials, args.epochs = 1, 10, 2
+        args.seeds, args.trials, args.epochs, args.prune_epochs = 1, 10, 2, 3
     goal_trials = 20 if args.trials == 50 else max(1, round(args.trials * 0.4))
 
     torch.set_num_threads(max(1, args.threads))
@@ -213,7 +219,7 @@ def main(argv=None) -> int:
     runs: dict[tuple[str, int], list] = {}
     dirs: dict[tuple[str, int], Path] = {}
     print(f"netspec bench_search: {len(seeds)} seeds x ({', '.join(STRATEGIES)}, random + "
-          f"{args.pruner} pruner) x {args.trials} trials; digits {args.size}x{args.size}, "
+          f"{'/'.join(pruners)} pruner) x {args.trials} trials; digits {args.size}x{args.size}, "
           f"{args.epochs} epochs per trial, {torch.get_num_threads()} thread(s)", flush=True)
     if sampler_seeds.enabled:
         print(f"seed s: every trial trains with seed s; tpe and rl sample with seed s, random "
@@ -225,10 +231,12 @@ def main(argv=None) -> int:
                 runs[strategy, seed], dirs[strategy, seed] = trials, run_dir
                 print(f"  seed {seed} {strategy:<7} best {best_of(trials):.4f}  {sec:6.1f} s",
                       flush=True)
-            trials, run_dir, sec = search(out, space, "random", seed, args, pruner=args.pruner)
-            runs["pruned", seed], dirs["pruned", seed] = trials, run_dir
-            print(f"  seed {seed} random + {args.pruner} pruner: best {best_of(trials):.4f}  "
-                  f"{sec:6.1f} s", flush=True)
+            for pruner in ["none", *pruners]:
+                trials, run_dir, sec = search(out, space, "random", seed, args, pruner=pruner,
+                                              epochs=args.prune_epochs)
+                runs[pruner, seed], dirs[pruner, seed] = trials, run_dir
+                print(f"  seed {seed} random + {pruner} pruner: best {best_of(trials):.4f}  "
+                      f"{sec:6.1f} s", flush=True)
     finally:
         cache.close()
         sampler_seeds.close()
@@ -264,54 +272,57 @@ def main(argv=None) -> int:
             for s in seeds))
 
     # (b) pruning ---------------------------------------------------------------------------------
-    print(f"\n(b) pruning: random search with and without the {args.pruner} pruner "
-          f"(the same {n} samples per seed); goal: at least 40% of the training saved at equal "
-          f"best accuracy")
-    print(f"{'':<28}{head}{'total':>{w}}")
-    same = [[t.params for t in runs["random", s]] == [t.params for t in runs["pruned", s]]
-            for s in seeds]
-    e_full = [sum(epochs_trained(t, args.epochs) for t in runs["random", s]) for s in seeds]
-    e_pruned = [sum(epochs_trained(t, args.epochs) for t in runs["pruned", s]) for s in seeds]
-
     def train_seconds(key, s):
         return sum(cache.seconds.get(str(dirs[key, s] / "trials" / f"{t.number:04d}"), 0.0)
                    for t in runs[key, s])
-    s_full = [train_seconds("random", s) for s in seeds]
-    s_pruned = [train_seconds("pruned", s) for s in seeds]
-    n_pruned = [sum(t.state == TrialState.PRUNED for t in runs["pruned", s]) for s in seeds]
-    b_full = [best_of(runs["random", s]) for s in seeds]
-    b_pruned = [best_of(runs["pruned", s]) for s in seeds]
-    print(f"{'same samples':<28}" + "".join(f"{'yes' if x else 'NO':>{w}}" for x in same))
-    print(f"{'trials pruned':<28}" + "".join(f"{x:>{w}}" for x in n_pruned) +
-          f"{sum(n_pruned):>{w}}")
-    print(f"{'epochs trained, no pruning':<28}" + "".join(f"{x:>{w}}" for x in e_full) +
-          f"{sum(e_full):>{w}}")
-    print(f"{'epochs trained, pruning':<28}" + "".join(f"{x:>{w}}" for x in e_pruned) +
-          f"{sum(e_pruned):>{w}}")
-    saved_e = [1 - b / a for a, b in zip(e_full, e_pruned)]
-    total_e = 1 - sum(e_pruned) / sum(e_full)
-    print(f"{'epochs saved':<28}" + "".join(f"{x:>{w}.0%}" for x in saved_e) +
-          f"{total_e:>{w}.0%}")
-    if cache.enabled and all(s_full) and all(s_pruned):   # (not when a rerun resumed a finished run)
-        print(f"{'train seconds, no pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_full) +
-              f"{sum(s_full):>{w}.1f}")
-        print(f"{'train seconds, pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_pruned) +
-              f"{sum(s_pruned):>{w}.1f}")
-        total_s = 1 - sum(s_pruned) / sum(s_full)
-        print(f"{'seconds saved':<28}" + "".join(
-            f"{1 - b / a:>{w}.0%}" for a, b in zip(s_full, s_pruned)) + f"{total_s:>{w}.0%}")
-    print(f"{'best acc, no pruning':<28}" + "".join(f"{x:>{w}.4f}" for x in b_full))
-    print(f"{'best acc, pruning':<28}" + "".join(f"{x:>{w}.4f}" for x in b_pruned))
-    equal = all(abs(a - b) < 1e-9 for a, b in zip(b_full, b_pruned))
-    print(f"{'equal best accuracy':<28}" + "".join(
-        f"{'yes' if abs(a - b) < 1e-9 else 'no':>{w}}" for a, b in zip(b_full, b_pruned)))
+    pe = args.prune_epochs
+    b_full = [best_of(runs["none", s]) for s in seeds]
+    e_full = [sum(epochs_trained(t, pe) for t in runs["none", s]) for s in seeds]
+    s_full = [train_seconds("none", s) for s in seeds]
+    outcome = {}
+    for pruner in pruners:
+        print(f"\n(b) pruning: random search with and without the {pruner} pruner "
+              f"(the same {n} samples per seed, {pe} epochs per trial); goal: at least 40% of "
+              f"the training saved at equal best accuracy")
+        print(f"{'':<28}{head}{'total':>{w}}")
+        same = [[t.params for t in runs["none", s]] == [t.params for t in runs[pruner, s]]
+                for s in seeds]
+        e_pruned = [sum(epochs_trained(t, pe) for t in runs[pruner, s]) for s in seeds]
+        s_pruned = [train_seconds(pruner, s) for s in seeds]
+        n_pruned = [sum(t.state == TrialState.PRUNED for t in runs[pruner, s]) for s in seeds]
+        b_pruned = [best_of(runs[pruner, s]) for s in seeds]
+        print(f"{'same samples':<28}" + "".join(f"{'yes' if x else 'NO':>{w}}" for x in same))
+        print(f"{'trials pruned':<28}" + "".join(f"{x:>{w}}" for x in n_pruned) +
+              f"{sum(n_pruned):>{w}}")
+        print(f"{'epochs trained, no pruning':<28}" + "".join(f"{x:>{w}}" for x in e_full) +
+              f"{sum(e_full):>{w}}")
+        print(f"{'epochs trained, pruning':<28}" + "".join(f"{x:>{w}}" for x in e_pruned) +
+              f"{sum(e_pruned):>{w}}")
+        saved_e = [1 - b / a for a, b in zip(e_full, e_pruned)]
+        total_e = 1 - sum(e_pruned) / sum(e_full)
+        print(f"{'epochs saved':<28}" + "".join(f"{x:>{w}.0%}" for x in saved_e) +
+              f"{total_e:>{w}.0%}")
+        if cache.enabled and all(s_full) and all(s_pruned):   # (not when a rerun resumed)
+            print(f"{'train seconds, no pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_full)
+                  + f"{sum(s_full):>{w}.1f}")
+            print(f"{'train seconds, pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_pruned)
+                  + f"{sum(s_pruned):>{w}.1f}")
+            total_s = 1 - sum(s_pruned) / sum(s_full)
+            print(f"{'seconds saved':<28}" + "".join(
+                f"{1 - b / a:>{w}.0%}" for a, b in zip(s_full, s_pruned)) + f"{total_s:>{w}.0%}")
+        print(f"{'best acc, no pruning':<28}" + "".join(f"{x:>{w}.4f}" for x in b_full))
+        print(f"{'best acc, pruning':<28}" + "".join(f"{x:>{w}.4f}" for x in b_pruned))
+        equal = all(abs(a - b) < 1e-9 for a, b in zip(b_full, b_pruned))
+        print(f"{'equal best accuracy':<28}" + "".join(
+            f"{'yes' if abs(a - b) < 1e-9 else 'no':>{w}}" for a, b in zip(b_full, b_pruned)))
+        outcome[pruner] = (total_e, equal)
 
     print("\nsummary: " + ", ".join(f"{s} {'reaches' if ok else 'does not reach'} random's "
                                       f"best within {goal_trials} trials (median)"
-                                      for s, ok in verdict) +
-          f"; pruning saves {total_e:.0%} of the training epochs"
-          f"{' at equal best accuracy' if equal else ' (best accuracy differs)'} "
-          f"(goal 40%: {'ok' if total_e >= 0.4 and equal else 'missed'})")
+                                      for s, ok in verdict) + "; pruning saves " +
+          ", ".join(f"{total:.0%} ({p}{', equal best accuracy' if equal else ', best differs'}"
+                    f": {'ok' if total >= 0.4 and equal else 'missed'})"
+                    for p, (total, equal) in outcome.items()) + " of the training epochs")
     where = f"run dirs kept in {out}" if args.out is not None else "run dirs removed"
     trained = f"{cache.trained} trainings, {cache.hits} cached repeats; " if cache.enabled else ""
     print(f"{trained}{time.time() - started:.0f} s in all; {where}")

@@ -138,7 +138,9 @@ def make_pruner(name: str, options: dict, *, n_objectives: int, max_epochs: int)
         return cls(**_kwargs(cls, kw, "pruner=median"))
     if name == "asha":
         cls = optuna.pruners.SuccessiveHalvingPruner
-        kw = {"min_resource": 1, "reduction_factor": 3, **options}
+        kw = {"min_resource": None, "reduction_factor": 3, **options}
+        if kw["min_resource"] is None:    # one halving, after a third of the budget
+            kw["min_resource"] = max(1, max_epochs // max(1, int(kw["reduction_factor"])))
         return cls(**_kwargs(cls, kw, "pruner=asha"))
     cls = optuna.pruners.HyperbandPruner
     kw = {"min_resource": 1, "max_resource": max(1, max_epochs), "reduction_factor": 3,
