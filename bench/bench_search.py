@@ -11,9 +11,11 @@ For each seed it runs `random`, `tpe` and `rl` for 50 trials each and prints:
 (b) the training compute that pruning saves at equal best accuracy: random search again with
     each pruner (median, asha, hyperband; the same seed draws the same 50 samples, since random
     sampling does not look at results), against the same run without pruning: epochs trained,
-    training seconds, and both best accuracies. Goal: at least 40% saved.
+    training seconds, and both best accuracies. Goal: at least 40% saved. Its per-trial budget
+    is 6 epochs (`--prune-epochs`): with 3 there is little to cut, and the accuracy after one
+    epoch of a one-cycle schedule predicts the final one poorly.
 
-    python bench/bench_search.py            # the full run: 6-11 minutes on 2 CPU cores
+    python bench/bench_search.py            # the full run: about 14 minutes on 2 CPU cores
     python bench/bench_search.py --quick    # a smoke run (1 seed, 10 trials, 2 epochs), 30-80 s
 
 Each trial trains with one torch thread (the networks are tiny: a second thread mostly waits).
