@@ -4,8 +4,10 @@ Tiny spaces on tiny fake images, one epoch per trial: a trial takes a fraction o
 the strategies run in-process with Hydra's compose API; the resume and two-worker tests run the
 real command in subprocesses.
 """
+import functools
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import netspec
 from netspec.errors import SpecError
 from netspec.search.runner import (
     SearchFailed,
+    StorageError,
     finished_trials,
     register_search_configs,
     run_search,
@@ -438,6 +441,16 @@ def test_journal_storage(files):
     assert (files / "journal.log").is_file() and len(r.study.trials) == 2
 
 
+@pytest.mark.parametrize("url, says", [
+    ("foo://x", "cannot open it"),                        # no such SQLAlchemy dialect
+    ("postgresql://nas@:::bad/nas", "not a valid storage URL"),
+    ("postgresql://nas@127.0.0.1:1/nas", ""),             # no server there (or no driver)
+])
+def test_a_bad_storage_url_is_one_clear_error(files, url, says):
+    with pytest.raises(StorageError, match=f"storage={re.escape(url)}: .*{says}"):
+        search(files, f"space={files / 'tiny.yaml'}", "n_trials=1", f"storage={url}")
+
+
 def _cli(files, run_dir, *args, seed=0):
     return [sys.executable, "-m", "netspec.search", f"space={files / 'tiny.yaml'}",
             "strategy=random", f"seed={seed}", f"run_dir={run_dir}", *FAST[:-1], *args]
@@ -447,23 +460,41 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
-def _trials(run_dir, name="tiny-random"):
+def _trials_of(run_dir, name="tiny-random", storage=None):
     try:
         return optuna.load_study(study_name=name,
-                                 storage=f"sqlite:///{run_dir / 'study.db'}").trials
+                                 storage=storage or f"sqlite:///{run_dir / 'study.db'}").trials
     except (KeyError, Exception):
         return []
 
 
-def test_resume_after_the_runner_is_killed(files):
+# PostgreSQL runs where a server is at hand: NETSPEC_TEST_POSTGRES=postgresql://USER@HOST/DB
+POSTGRES = os.environ.get("NETSPEC_TEST_POSTGRES")
+STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not POSTGRES, reason="set NETSPEC_TEST_POSTGRES=postgresql://USER@HOST/DB (psycopg "
+                         "installed) to run the storage tests on PostgreSQL too"))]
+
+
+def _storage(kind, run_dir, name):
+    """A storage URL and a study name of its own (a PostgreSQL database outlives the test)."""
+    if kind == "sqlite":
+        return f"sqlite:///{run_dir / 'study.db'}", name
+    return POSTGRES, f"{name}-{os.getpid()}-{time.time_ns()}"
+
+
+@pytest.mark.parametrize("kind", STORAGES)
+def test_resume_after_the_runner_is_killed(files, kind):
     run_dir = files / "killed"
-    cmd = _cli(files, run_dir, "n_trials=6", "budget.epochs=25", "heartbeat=1", "max_retry=3")
+    storage, name = _storage(kind, run_dir, "killed")
+    cmd = _cli(files, run_dir, "n_trials=6", "budget.epochs=25", "heartbeat=1", "max_retry=3",
+               f"storage={storage}", f"study_name={name}")
+    trials_now = functools.partial(_trials_of, run_dir, name, storage)
     proc = subprocess.Popen(cmd, cwd=files, env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     try:
         while time.time() < deadline:
-            trials = _trials(run_dir)
+            trials = trials_now()
             if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and \
                     any(t.state == TrialState.RUNNING for t in trials):
                 break
@@ -473,13 +504,13 @@ def test_resume_after_the_runner_is_killed(files):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    before = {t.number: (t.values, t.params) for t in _trials(run_dir)
+    before = {t.number: (t.values, t.params) for t in trials_now()
               if t.state == TrialState.COMPLETE}
-    running = [t.number for t in _trials(run_dir) if t.state == TrialState.RUNNING]
+    running = [t.number for t in trials_now() if t.state == TrialState.RUNNING]
     assert running                                     # killed mid-trial
     out = subprocess.run(cmd, cwd=files, env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    trials = _trials(run_dir)
+    trials = trials_now()
     after = {t.number: (t.values, t.params) for t in trials if t.state == TrialState.COMPLETE}
     assert all(after[n] == v for n, v in before.items())            # no completed trial lost
     assert len(finished_trials(trials)) == 6                         # the requested total
@@ -499,7 +530,7 @@ def test_ctrl_c_then_rerun_trains_the_interrupted_sample_again(files):
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
-        trials = _trials(run_dir)
+        trials = _trials_of(run_dir)
         if any(t.state == TrialState.COMPLETE for t in trials) and \
                 any(t.state == TrialState.RUNNING for t in trials):
             break
@@ -507,32 +538,37 @@ def test_ctrl_c_then_rerun_trains_the_interrupted_sample_again(files):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "resumes" in err
-    cut = next(t for t in _trials(run_dir) if t.user_attrs.get("fail_reason") == "interrupted")
+    cut = next(t for t in _trials_of(run_dir) if t.user_attrs.get("fail_reason") == "interrupted")
     assert cut.state == TrialState.FAIL
     out = subprocess.run(cmd, cwd=files, env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    trials = _trials(run_dir)
+    trials = _trials_of(run_dir)
     assert len(finished_trials(trials)) == 3
     again = next(t for t in trials if t.user_attrs.get("retry_of") == cut.number)
     assert again.params == cut.params and again.state == TrialState.COMPLETE
 
 
-def test_two_workers_share_one_storage(files):
+@pytest.mark.parametrize("kind", STORAGES)
+def test_two_workers_share_one_storage(files, kind):
     run_dir = files / "shared"
-    storage = f"sqlite:///{run_dir / 'study.db'}"
+    storage, name = _storage(kind, run_dir, "shared")
     run_dir.mkdir()
     cmds = [_cli(files, run_dir / f"w{i}", "n_trials=6", f"storage={storage}",
-                 "study_name=shared", "budget.epochs=30", seed=i) for i in (1, 2)]
+                 f"study_name={name}", "budget.epochs=30", seed=i) for i in (1, 2)]
     procs = [subprocess.Popen(c, cwd=files, env=_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for c in cmds]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-2000:]
-    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    trials = optuna.load_study(study_name=name, storage=storage).trials
     done = finished_trials(trials)
     assert 6 <= len(done) <= 7                 # at most one over: both may start the last one
     assert all(t.state == TrialState.COMPLETE for t in done)
     assert len({t.user_attrs["worker"] for t in done}) == 2
+    # each worker writes best.yaml, though the best trial may have trained in the other's run dir
+    for i in (1, 2):
+        best = yaml.safe_load((run_dir / f"w{i}" / "best.yaml").read_text())
+        assert netspec.analyze(best).params in {t.user_attrs["params"] for t in done}
 
 
 # -- the exported network trains -------------------------------------------------------------------

@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..spec.source import load_file, plain
-from .space import bake_resolution, write_spec
+from .space import FixedTrial, bake_resolution, write_spec
 
 COST_UNITS = {"macs": "MACs", "params": "params", "latency": "latency (ms)"}
 
@@ -147,9 +147,13 @@ def _override_value(v) -> str:
 
 def _copy_spec(search, trial, dest: Path, title: str) -> Path | None:
     rel = trial.user_attrs.get("spec")
-    if not rel or not (search.out / rel).is_file():
+    if rel and (search.out / rel).is_file():
+        spec = plain(load_file(search.out / rel))
+    elif trial.params:       # trained by another worker, in its own run dir: sample it again
+        spec = search.sampler_space.sample(FixedTrial(trial.params),
+                                           f"{search.space.name}_{trial.number}").spec
+    else:
         return None
-    spec = plain(load_file(search.out / rel))
     ua = trial.user_attrs
     values = ", ".join(f"{o} {_fmt(v)}" for o, v in zip(search.objectives, trial.values or []))
     header = "\n".join([

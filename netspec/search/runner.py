@@ -131,10 +131,20 @@ class SearchFailed(RuntimeError):
     """The search stopped: too many trials failed (exit status 2)."""
 
 
-SEARCH_ERRORS = (SpecError, ConfigError, StrategyError, SearchFailed, FileNotFoundError)
+class StorageError(ValueError):
+    """A storage URL that cannot be opened: no driver for it, a malformed URL, no server."""
+
+
+SEARCH_ERRORS = (SpecError, ConfigError, StrategyError, StorageError, SearchFailed,
+                 FileNotFoundError)
 
 
 # -- storage ---------------------------------------------------------------------------------------
+
+# the pip package of each database driver SQLAlchemy may ask for, for the message when it is missing
+_DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
+            "MySQLdb": "mysqlclient", "pymysql": "PyMySQL"}
+
 
 def make_storage(url: str, heartbeat: int, max_retry: int):
     """An Optuna storage: an RDB URL (sqlite:///..., postgresql://...) with heartbeats and
@@ -165,9 +175,22 @@ def make_storage(url: str, heartbeat: int, max_retry: int):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, **kwargs, **hb)
+        except ImportError as e:
+            missing = getattr(e.__cause__, "name", None) or getattr(e, "name", None)
+            hint = f"pip install {_DRIVERS[missing]}" if missing in _DRIVERS else \
+                f"the module {missing} is missing" if missing else \
+                "install the database driver SQLAlchemy names for it"
+            raise StorageError(f"storage={url}: no database driver for it ({hint})") from e
+        except ValueError as e:   # raised by SQLAlchemy's URL parser: a port that is no number
+            raise StorageError(f"storage={url}: not a valid storage URL: {e}") from e
         except Exception as e:   # two workers creating a new database's tables at once
-            if attempt == 4 or not type(e).__module__.startswith("sqlalchemy"):
+            if not type(e).__module__.startswith("sqlalchemy"):
                 raise
+            if attempt == 4 or type(e).__name__ == "ArgumentError":
+                reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+                raise StorageError(f"storage={url}: cannot open it: {reason} (an Optuna "
+                                   "storage URL: sqlite:///PATH, postgresql://USER@HOST/DB, "
+                                   "journal:PATH)") from e
             time.sleep(0.5 + attempt)
 
 
