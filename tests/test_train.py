@@ -219,6 +219,13 @@ def test_num_classes_that_disagree_with_the_data(tmp_path, tiny):
         run(tmp_path, tiny, "spec.num_classes=7")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_sync_batchnorm_with_ddp_without_cuda_is_refused_before_launching(tmp_path, tiny):
+    with pytest.raises(ConfigError, match="sync_batchnorm=true needs CUDA GPUs.*runs on CPU"):
+        run(tmp_path, tiny, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+            "trainer.sync_batchnorm=true")
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny):
     # a step schedule that multiplies the learning rate by 1e20 after the first epoch
     args = ["optim=sgd", "optim.lr=0.01", "sched=step", "sched.step_size=1", "sched.gamma=1e20",

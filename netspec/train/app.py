@@ -151,6 +151,13 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
     # callbacks.checkpoint=false: no checkpoints at all, not Lightning's default ModelCheckpoint
     flags.setdefault("enable_checkpointing", bool(cfg.callbacks.checkpoint))
     trainer = pl.Trainer(**flags, logger=logger, callbacks=callbacks, default_root_dir=str(out))
+    if flags.get("sync_batchnorm") and isinstance(trainer.strategy, pl.strategies.DDPStrategy) \
+            and not isinstance(trainer.accelerator, pl.accelerators.CUDAAccelerator):
+        # torch's DDP refuses SyncBatchNorm on other devices, from inside every launched rank
+        raise ConfigError(f"trainer.sync_batchnorm=true needs CUDA GPUs (torch's SyncBatchNorm "
+                          f"works only with GPU modules), but the trainer runs on "
+                          f"{type(trainer.accelerator).__name__.removesuffix('Accelerator')}; "
+                          f"set trainer.sync_batchnorm=false")
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     except NonFiniteLoss as e:
