@@ -144,6 +144,21 @@ def test_trains_and_the_spec_follows_the_data(tmp_path, tiny):
         assert key in metrics
 
 
+def test_tensorboard_logger_writes_the_metrics_per_epoch(tmp_path, tiny):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    result = run(tmp_path, tiny, "logger=tensorboard", "trainer.max_epochs=2")
+    events = list((result.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    assert {"val/acc", "val/loss", "train/loss_epoch"} <= set(acc.Tags()["scalars"])
+    steps = [e.step for e in acc.Scalars("val/acc")]
+    assert len(steps) == 2 and steps[0] < steps[1]      # one per epoch, at its global step
+    assert acc.Scalars("val/acc")[-1].value == pytest.approx(result.metrics["val/acc"])
+    assert (result.run_dir / "logs" / "metrics.csv").is_file()            # the CSV log too
+
+
 def test_a_fixed_spec_input_resizes_the_data(tmp_path, tiny):
     result = run(tmp_path, tiny, "spec.input.size=20")
     assert result.spec["input"]["size"] == [20, 20]

@@ -245,8 +245,12 @@ def _logger(cfg, out: Path):
     if name == "csv":
         return CSVLogger(str(out), name="logs", version="")
     if name == "tensorboard":
-        return [CSVLogger(str(out), name="logs", version=""),
-                TensorBoardLogger(str(out), name="tensorboard", version="")]
+        try:
+            tb = TensorBoardLogger(str(out), name="tensorboard", version="")
+        except ModuleNotFoundError as e:   # Lightning needs tensorboard or tensorboardX for it
+            raise ConfigError("logger=tensorboard needs the tensorboard package: "
+                              "pip install tensorboard (or use logger=csv)") from e
+        return [CSVLogger(str(out), name="logs", version=""), tb]
     if name == "none":
         return False
     raise ConfigError(f"logger.name must be csv, tensorboard or none, got '{name}'")
