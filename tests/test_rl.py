@@ -209,12 +209,12 @@ def test_mnasnet_reward_and_rejected_samples():
                                 sampler=ReinforceSampler(seed=0, target_macs=T))
     study.optimize(objective, n_trials=30)
     for t in study.trials:
-        reward = t.system_attrs.get("netspec.rl:reward")
+        reward = t.system_attrs.get(rl.REWARD)
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert reward == pytest.approx(t.value * (t.user_attrs["macs"] / T) ** -0.07)
         elif reward is not None:     # a rejected sample gets the lowest reward seen before it
-            earlier = [u.system_attrs["netspec.rl:reward"] for u in study.trials[:t.number]
-                       if "netspec.rl:reward" in u.system_attrs]
+            earlier = [u.system_attrs[rl.REWARD] for u in study.trials[:t.number]
+                       if rl.REWARD in u.system_attrs]
             assert reward == min(earlier)
 
 
@@ -257,8 +257,8 @@ def test_the_best_trials_are_imitated():
     study.optimize(hidden_target(4), n_trials=12)
     sampler = study.sampler
     last = study.trials[-1]
-    elite = sampler._elite(study, last, last.state, last.system_attrs["netspec.rl:reward"])
-    best = sorted(study.trials, key=lambda t: (-t.system_attrs["netspec.rl:reward"], t.number))[:3]
+    elite = sampler._elite(study, last, last.state, last.system_attrs[rl.REWARD])
+    best = sorted(study.trials, key=lambda t: (-t.system_attrs[rl.REWARD], t.number))[:3]
     assert [[tok for _, tok, _ in seq] for seq in elite] == \
         [[t.params[f"d{i}"] for i in range(6)] for t in best]
     # imitation alone (no policy gradient: a constant reward) makes the best trial likelier

@@ -209,6 +209,7 @@ def _mask(logits: torch.Tensor, masked: Sequence[int]) -> torch.Tensor:
 # -- the samples tried so far --------------------------------------------------------------------
 
 PATH = "netspec.rl:path"      # a trial's decisions in the order they were made (system attribute)
+REWARD = "netspec.rl:reward"  # the reward a trial's update used, for the priority queue
 
 
 class _Node:
@@ -655,7 +656,7 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
             reward = self.reward(study, trial, state, values)
             if reward is None or not steps:
                 return
-            study._storage.set_trial_system_attr(trial._trial_id, "netspec.rl:reward", reward)
+            study._storage.set_trial_system_attr(trial._trial_id, REWARD, reward)
             elite = self._elite(study, trial, state, reward)
             # a decision that a concurrent writer's state lacks is added back (fresh)
             indexed = lambda seq: [(self._add(e), token, m) for e, token, m in seq]  # noqa: E731
@@ -671,7 +672,7 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
             return []
         scored = [(reward, trial.number, trial)] if state == TrialState.COMPLETE else []
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            r = t.system_attrs.get("netspec.rl:reward")
+            r = t.system_attrs.get(REWARD)
             if t.number != trial.number and r is not None:
                 scored.append((float(r), t.number, t))
         scored.sort(key=lambda x: (-x[0], x[1]))    # ties: the earlier trial
@@ -697,8 +698,7 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
 
     def update(self, steps: list[tuple], reward: float, elite: Sequence[list[tuple]] = ()) -> dict:
         """One REINFORCE step on a trial's decisions ``[(decision index, token[, masked]), ...]``,
-        plus
-        the imitation of the ``elite`` sequences (the best trials so far) where given."""
+        plus the imitation of the ``elite`` sequences (the best trials so far) where given."""
         if self.baseline is None:
             self.baseline = reward
         advantage = reward - self.baseline
