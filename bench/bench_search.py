@@ -246,12 +246,17 @@ def main(argv=None) -> int:
     # (a) trials to reach random's best ------------------------------------------------------------
     n = args.trials
     w = 9
+
+    def row(label, cells, spec="", total=None):
+        """A table's line: the label, a cell per seed, and the total column when given."""
+        line = f"{label:<28}" + "".join(f"{c:>{w}{spec}}" for c in cells)
+        return line + (f"{total:>{w}{spec}}" if total is not None else "")
     head = "".join(f"{'seed ' + str(s):>{w}}" for s in seeds)
     print(f"\n(a) trials needed to reach the best accuracy random search finds in {n} trials "
           f"(same seed); goal: tpe and rl within {goal_trials}")
     print(f"{'':<28}{head}{'median':>{w}}{'goal':>{w}}")
     targets = {s: best_of(runs["random", s]) for s in seeds}
-    print(f"{'random best in ' + str(n):<28}" + "".join(f"{targets[s]:>{w}.4f}" for s in seeds))
+    print(row(f"random best in {n}", [targets[s] for s in seeds], ".4f"))
     verdict = []
     for strategy in STRATEGIES:
         counts = [trials_to_reach(runs[strategy, s], targets[s]) for s in seeds]
@@ -265,13 +270,11 @@ def main(argv=None) -> int:
               f"{med_s:>{w}}{goal:>{w}}")
     print(f"{'best in ' + str(n) + ' trials:':<28}")
     for strategy in STRATEGIES:
-        print(f"{'  ' + strategy:<28}" +
-              "".join(f"{best_of(runs[strategy, s]):>{w}.4f}" for s in seeds))
+        print(row(f"  {strategy}", [best_of(runs[strategy, s]) for s in seeds], ".4f"))
     print(f"{'distinct networks sampled:':<28}")
     for strategy in STRATEGIES:
-        print(f"{'  ' + strategy:<28}" + "".join(
-            f"{len({repr(sorted(t.params.items())) for t in runs[strategy, s]}):>{w}}"
-            for s in seeds))
+        print(row(f"  {strategy}", [len({repr(sorted(t.params.items())) for t in runs[strategy, s]})
+                                    for s in seeds]))
 
     # (b) pruning ---------------------------------------------------------------------------------
     def train_seconds(key, s):
@@ -293,30 +296,22 @@ def main(argv=None) -> int:
         s_pruned = [train_seconds(pruner, s) for s in seeds]
         n_pruned = [sum(t.state == TrialState.PRUNED for t in runs[pruner, s]) for s in seeds]
         b_pruned = [best_of(runs[pruner, s]) for s in seeds]
-        print(f"{'same samples':<28}" + "".join(f"{'yes' if x else 'NO':>{w}}" for x in same))
-        print(f"{'trials pruned':<28}" + "".join(f"{x:>{w}}" for x in n_pruned) +
-              f"{sum(n_pruned):>{w}}")
-        print(f"{'epochs trained, no pruning':<28}" + "".join(f"{x:>{w}}" for x in e_full) +
-              f"{sum(e_full):>{w}}")
-        print(f"{'epochs trained, pruning':<28}" + "".join(f"{x:>{w}}" for x in e_pruned) +
-              f"{sum(e_pruned):>{w}}")
-        saved_e = [1 - b / a for a, b in zip(e_full, e_pruned)]
+        equal_per_seed = [abs(a - b) < 1e-9 for a, b in zip(b_full, b_pruned)]
+        print(row("same samples", ["yes" if x else "NO" for x in same]))
+        print(row("trials pruned", n_pruned, total=sum(n_pruned)))
+        print(row("epochs trained, no pruning", e_full, total=sum(e_full)))
+        print(row("epochs trained, pruning", e_pruned, total=sum(e_pruned)))
         total_e = 1 - sum(e_pruned) / sum(e_full)
-        print(f"{'epochs saved':<28}" + "".join(f"{x:>{w}.0%}" for x in saved_e) +
-              f"{total_e:>{w}.0%}")
+        print(row("epochs saved", [1 - b / a for a, b in zip(e_full, e_pruned)], ".0%", total_e))
         if cache.enabled and all(s_full) and all(s_pruned):   # (not when a rerun resumed)
-            print(f"{'train seconds, no pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_full)
-                  + f"{sum(s_full):>{w}.1f}")
-            print(f"{'train seconds, pruning':<28}" + "".join(f"{x:>{w}.1f}" for x in s_pruned)
-                  + f"{sum(s_pruned):>{w}.1f}")
-            total_s = 1 - sum(s_pruned) / sum(s_full)
-            print(f"{'seconds saved':<28}" + "".join(
-                f"{1 - b / a:>{w}.0%}" for a, b in zip(s_full, s_pruned)) + f"{total_s:>{w}.0%}")
-        print(f"{'best acc, no pruning':<28}" + "".join(f"{x:>{w}.4f}" for x in b_full))
-        print(f"{'best acc, pruning':<28}" + "".join(f"{x:>{w}.4f}" for x in b_pruned))
-        equal = all(abs(a - b) < 1e-9 for a, b in zip(b_full, b_pruned))
-        print(f"{'equal best accuracy':<28}" + "".join(
-            f"{'yes' if abs(a - b) < 1e-9 else 'no':>{w}}" for a, b in zip(b_full, b_pruned)))
+            print(row("train seconds, no pruning", s_full, ".1f", sum(s_full)))
+            print(row("train seconds, pruning", s_pruned, ".1f", sum(s_pruned)))
+            print(row("seconds saved", [1 - b / a for a, b in zip(s_full, s_pruned)], ".0%",
+                      1 - sum(s_pruned) / sum(s_full)))
+        print(row("best acc, no pruning", b_full, ".4f"))
+        print(row("best acc, pruning", b_pruned, ".4f"))
+        print(row("equal best accuracy", ["yes" if x else "no" for x in equal_per_seed]))
+        equal = all(equal_per_seed)
         outcome[pruner] = (total_e, equal)
 
     print("\nsummary: " + ", ".join(f"{s} {'reaches' if ok else 'does not reach'} random's "
