@@ -31,7 +31,7 @@ import torchvision  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import netspec  # noqa: E402
-from netspec.spec.loader import load_spec  # noqa: E402
+from netspec.lang.loader import load_spec  # noqa: E402
 
 NETS = ("resnet50", "mobilenet_v2", "densenet121", "efficientnet_b0")
 # torchvision constructors that need arguments to match the spec (no auxiliary heads)

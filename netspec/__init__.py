@@ -12,7 +12,7 @@ from .analyze import Layer, Report  # noqa: E402
 from .blocks import register_block
 from .compile import analyze, build, resolve
 from .errors import SpecError
-from .spec.loader import zoo
+from .lang.loader import zoo
 from .weights import port_weights
 
 __all__ = ["build", "analyze", "resolve", "port_weights", "zoo", "register_block", "SpecError",

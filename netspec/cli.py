@@ -1,7 +1,27 @@
-"""What the small command lines share: ``key=value`` arguments and user-facing failures."""
+"""What every command line shares: one way to fail, and ``key=value`` arguments."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+from .errors import NetspecError
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Print ``error: message`` to stderr and exit (2: the user can fix what went wrong)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn any :class:`NetspecError` raised inside into one line and exit status 2."""
+    try:
+        yield
+    except NetspecError as e:
+        fail(str(e))
 
 
 def parse_args(argv: list[str], usage: str, known: dict[str, object]) -> tuple[dict, list[str]]:
@@ -19,8 +39,3 @@ def parse_args(argv: list[str], usage: str, known: dict[str, object]) -> tuple[d
         else:
             rest.append(arg)
     return options, rest
-
-
-def fail(message: str, status: int = 2):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(status)

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import fail, parse_args
+from .cli import fail, parse_args, user_errors
 
 USAGE = """usage: python -m netspec.eval ckpt_path=PATH [split=test|val] [out=DIR] [data.KEY=VALUE ...]
 
@@ -74,13 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"unknown argument '{bad[0]}'\n{USAGE}")
     if opts["split"] not in ("test", "val"):
         fail(f"split must be test or val, got '{opts['split']}'")
-    from .errors import SpecError
-    from .train.data import DataError
-    from .train.transfer import CheckpointError
-    try:
+    with user_errors():
         r = evaluate(opts["ckpt_path"], opts["split"], opts["out"], rest)
-    except (CheckpointError, DataError, SpecError) as e:
-        fail(str(e))
     acc5 = r.get("test/acc_top5")
     print(f"{r['split']}: acc {r['test/acc']:.4f}" + (f"  top-5 {acc5:.4f}" if acc5 else "")
           + f"  loss {r['test/loss']:.4f}")

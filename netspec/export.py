@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cli import fail, parse_args
+from .cli import fail, parse_args, user_errors
 
 FORMATS = ("onnx", "torchscript", "pt2")
 USAGE = f"""usage: python -m netspec.export ckpt_path=PATH [format={'|'.join(FORMATS)}] [out=FILE] [batch=1]
@@ -67,11 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"ckpt_path=... is required\n{USAGE}")
     if opts["format"] not in FORMATS:
         fail(f"format must be one of {', '.join(FORMATS)}, got '{opts['format']}'")
-    from .train.transfer import CheckpointError
-    try:
+    with user_errors():
         r = export(opts["ckpt_path"], opts["format"], opts["out"], int(opts["batch"]))
-    except CheckpointError as e:
-        fail(str(e))
     check = ("not checked (install onnxruntime to check it)" if r["max_abs_diff"] is None
              else f"max |diff| against PyTorch {r['max_abs_diff']:.2e}")
     print(f"wrote {r['file']} ({r['format']}); {check}")

@@ -21,7 +21,8 @@ import sys
 import textwrap
 
 from .analyze import Layer, Report
-from .errors import SpecError
+from .cli import user_errors
+from .errors import ArgumentError
 
 WIDTH = 100            # the table fits a terminal this wide
 _GAP = "  "
@@ -203,14 +204,11 @@ def totals(report: Report, bytes_per_element: int = 4) -> list[str]:
 # -- command line -------------------------------------------------------------------------------
 
 def _usage() -> str:
-    from .spec.loader import zoo
+    from .lang.loader import zoo
     names = textwrap.fill(", ".join(zoo()), WIDTH, initial_indent="zoo: ",
                           subsequent_indent="     ", break_on_hyphens=False)
     return f"{USAGE}\n{names}\n"
 
-
-class ArgumentError(ValueError):
-    """A bad command-line argument (not a spec problem)."""
 
 
 def parse_args(argv: list[str]) -> tuple[str, list[str], int | None]:
@@ -249,16 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help", "help") for a in argv):
         sys.stdout.write(_usage())
         return 0
-    try:
+    with user_errors():
         spec, overrides, depth = parse_args(argv)
         from .compile import analyze
         report = analyze(spec, overrides)
         text = format_table(report, depth)
-    except (SpecError, ArgumentError) as e:
-        # a SpecError already reads file:line: path: what; both are one line for the user
-        msg = str(e) if isinstance(e, SpecError) else f"netspec-summary: {e}"
-        print(msg, file=sys.stderr)
-        return 2
     try:
         print(text)
         sys.stdout.flush()

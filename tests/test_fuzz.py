@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import netspec
 from netspec import SpecError
-from netspec.spec.loader import spec_path
+from netspec.lang.loader import spec_path
 
 SIZE = 32          # input size for the fuzzed specs: small maps make shape errors likely and fast
 

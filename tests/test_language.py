@@ -8,8 +8,8 @@ import torchvision.models as tv
 from torch import nn
 
 import netspec
+from netspec.lang.expr import evaluate, make_divisible
 from netspec.ops.base import Arg
-from netspec.spec.expr import evaluate, make_divisible
 
 TINY = {
     "input": {"channels": 3, "size": 16},

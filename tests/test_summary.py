@@ -103,7 +103,10 @@ def test_cli_reproduces_the_notes_vgg16_table():
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as e:          # a user error: one line on stderr, exit status 2
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -2,7 +2,7 @@
 import re
 
 import netspec
-from netspec.spec.loader import load_spec
+from netspec.lang.loader import load_spec
 
 # what the tests prove for the specs no library has (tests/test_zoo_*.py)
 PAPER = {

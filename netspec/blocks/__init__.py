@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SpecError
+from ..lang.source import Loc, Map, Seq, load_file
 from ..ops.base import OPS, REQUIRED, Arg, Op
-from ..spec.source import Loc, Map, Seq, load_file
 
 META_KEYS = ("args", "channels", "doc")
 
@@ -99,6 +99,27 @@ def load_library(path: str | Path) -> dict[str, BlockDef]:
     return parse_library(raw.get("blocks", raw), Loc(str(path), 1, "blocks"))
 
 
+def included_blocks(spec: Map) -> dict[str, BlockDef]:
+    """The blocks of the library files a spec names in ``include:`` (paths relative to it)."""
+    raw = spec.get("include") or []
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise SpecError("include must be a list of block library files", file=spec.file,
+                        line=spec.line_of("include"), path="include")
+    blocks = {}
+    for i, item in enumerate(raw):
+        path = Path(str(item))
+        if not path.is_absolute() and spec.file_of("include") not in ("<spec>", "<dict>"):
+            path = Path(spec.file_of("include")).parent / path
+        if not path.is_file():
+            line = raw.line_of(i) if hasattr(raw, "line_of") else spec.line_of("include")
+            raise SpecError(f"no such block library: {item}", file=spec.file_of("include"),
+                            line=line, path=f"include[{i}]")
+        blocks.update(load_library(path))
+    return blocks
+
+
 PYTHON_BLOCKS: dict[str, Op] = {}
 
 
@@ -119,4 +140,5 @@ def register_block(name: str, args: dict[str, Arg] | None = None, channels=("c",
 
 
 __all__ = ["BlockDef", "register_block", "builtin_blocks", "load_library", "parse_library",
+           "included_blocks",
            "PYTHON_BLOCKS", "Seq"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..spec.source import Loc
+from ..lang.source import Loc
 
 REQUIRED = object()
 Shape = tuple[int, ...]

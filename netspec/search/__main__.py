@@ -8,13 +8,11 @@ from omegaconf import DictConfig
 
 
 def _task(cfg: DictConfig) -> float | None:
-    from ..train.app import USER_ERRORS, fail
-    from ..train.data import DataError
-    from .runner import SEARCH_ERRORS, run_search
+    from ..cli import user_errors
+    from .runner import run_search
     try:
-        result = run_search(cfg)
-    except (*SEARCH_ERRORS, *USER_ERRORS, DataError) as e:
-        fail(str(e))
+        with user_errors():
+            result = run_search(cfg)
     except KeyboardInterrupt:
         print("interrupted: the same command resumes the study (the interrupted trial is "
               "trained again)", file=sys.stderr)
@@ -30,15 +28,13 @@ def _task(cfg: DictConfig) -> float | None:
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
-    from ..train.app import fail
+    from ..cli import user_errors
     from ..train.config import config_dir, register_spec_paths
     from .runner import register_search_configs
     register_search_configs()
     args = sys.argv[1:] if argv is None else argv
-    try:
+    with user_errors():
         sys.argv[1:] = register_spec_paths(args)
-    except FileNotFoundError as e:
-        fail(str(e))
     hydra.main(version_base=None, config_path=config_dir(), config_name="search")(_task)()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from ..spec.source import load_file, plain
+from ..lang.source import load_file, plain
 from .space import FixedTrial, bake_resolution, write_spec
 
 COST_UNITS = {"macs": "MACs", "params": "params", "latency": "latency (ms)"}

@@ -122,7 +122,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from ..train.data import one_thread  # controller tensors are tiny: one thread
+from ..threads import one_thread  # controller tensors are tiny: one thread
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 KEY = "netspec.rl:state"          # the header; the chunks are KEY:<slot>:<i>

@@ -30,13 +30,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from ..errors import SpecError
-from ..spec.source import load_file, plain
+from ..errors import ConfigError, SearchFailed, StorageError
+from ..lang.source import load_file, plain
 from ..train.config import SPEC_SOURCES, TrainConfig, register_configs, register_spec_paths
-from ..train.optim import ConfigError
 from .pruning import OptunaPruning
 from .space import FixedTrial, Sample, Sampler, load_space, write_spec
-from .strategies import StrategyError, directions, make_pruner, make_sampler
+from .strategies import directions, make_pruner, make_sampler
 
 # Optuna marks heartbeats, retries and stale-trial handling experimental; they are what we use
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
@@ -127,16 +126,6 @@ def search_dir_of(run_dir, space, strategy, name) -> str:
     return str(run_dir) if run_dir else f"outputs/search/{study_name_of(space, strategy, name)}"
 
 
-class SearchFailed(RuntimeError):
-    """The search stopped: too many trials failed (exit status 2)."""
-
-
-class StorageError(ValueError):
-    """A storage URL that cannot be opened: no driver for it, a malformed URL, no server."""
-
-
-SEARCH_ERRORS = (SpecError, ConfigError, StrategyError, StorageError, SearchFailed,
-                 FileNotFoundError)
 
 
 # -- storage ---------------------------------------------------------------------------------------
@@ -532,11 +521,11 @@ _ABSENT = object()
 
 def _train_keys(raw, prefix: str = "") -> dict[str, list]:
     """Every config key a train: section may set, with the plain values it may take."""
-    from ..spec.resolve import _is_choice
+    from ..lang.choices import is_choice
     out: dict[str, list] = {}
 
     def values_of(v):
-        if _is_choice(v):
+        if is_choice(v):
             kind = next(iter(v))
             return list(v["choice"]) if kind == "choice" else list(v[kind])
         return [v]
@@ -544,10 +533,10 @@ def _train_keys(raw, prefix: str = "") -> dict[str, list]:
     for key, v in raw.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         for option in values_of(v):
-            if isinstance(option, dict) and not _is_choice(option):
+            if isinstance(option, dict) and not is_choice(option):
                 for k, vals in _train_keys(option, full).items():
                     out.setdefault(k, []).extend(vals)
-            elif _is_choice(option):
+            elif is_choice(option):
                 out.setdefault(full, []).extend(values_of(option))
             else:
                 out.setdefault(full, []).append(plain(option))

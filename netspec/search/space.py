@@ -35,12 +35,13 @@ from pathlib import Path
 import yaml
 
 from ..analyze import Report, report_of
-from ..compile import _includes
+from ..blocks import included_blocks
 from ..errors import SpecError, did_you_mean
-from ..spec.expr import ExprError, evaluate
-from ..spec.loader import apply_overrides, deep_merge, load_spec
-from ..spec.resolve import COMPOUND, _is_choice, resolve_spec
-from ..spec.source import Loc, Map, load_file, located, plain
+from ..lang.choices import is_choice
+from ..lang.expr import ExprError, evaluate
+from ..lang.loader import apply_overrides, deep_merge, load_spec
+from ..lang.resolve import COMPOUND, resolve_spec
+from ..lang.source import Loc, Map, load_file, located, plain
 
 SPACE_KEYS = ("doc", "spec", "overrides", "train", "constraints", "where", "emit")
 CONSTRAINT_KEYS = ("max_macs", "max_params", "max_latency_ms")
@@ -120,7 +121,7 @@ def option_labels(options: list) -> list:
     for o in options:
         if isinstance(o, dict) and isinstance(o.get("name"), str):     # a group of config keys
             labels.append(o["name"])
-        elif isinstance(o, dict) and len(o) == 1 and not _is_choice(o):
+        elif isinstance(o, dict) and len(o) == 1 and not is_choice(o):
             labels.append(str(next(iter(o))))
         elif isinstance(o, _PRIMITIVE):
             labels.append(o if isinstance(o, str) else yaml.safe_dump(o).strip().removesuffix("..."))
@@ -173,7 +174,7 @@ def index_choices(tree, root: str = "", file: str = "<spec>") -> dict[int, Choic
 
     def walk(v, loc: Loc, conditional: bool):
         if isinstance(v, dict):
-            if _is_choice(v):
+            if is_choice(v):
                 kind = _check_choice(v, loc)
                 out[id(v)] = Choice(loc.path, v, loc, kind, conditional)
                 if kind == "choice":
@@ -370,7 +371,7 @@ def _absolute_includes(spec: dict, merged: Map) -> None:
 
 def _resolve(spec, sampler=None):
     loaded = spec if isinstance(spec, Map) else located(copy.deepcopy(spec))
-    return resolve_spec(loaded, sampler=sampler, extra_blocks=_includes(loaded))
+    return resolve_spec(loaded, sampler=sampler, extra_blocks=included_blocks(loaded))
 
 
 def bake_resolution(spec: dict) -> tuple[dict, int | None]:
@@ -453,9 +454,9 @@ class Sampler:
         out = {}
         for key, v in raw.items():
             full = f"{prefix}.{key}" if prefix else str(key)
-            if _is_choice(v):
+            if is_choice(v):
                 v = chooser(v, Loc(path=f"train.{full}"))
-            if isinstance(v, dict) and not _is_choice(v):
+            if isinstance(v, dict) and not is_choice(v):
                 out.update(self._train(v, chooser, full))
             else:
                 out[full] = plain(v)

@@ -18,16 +18,13 @@ from collections.abc import Callable
 
 import optuna
 
-from ..errors import did_you_mean
+from ..errors import StrategyError, did_you_mean
 
 STRATEGIES = ("random", "tpe", "cmaes", "nsga2", "grid", "rl")
 PRUNERS = ("none", "median", "asha", "hyperband")
 OBJECTIVES = {"acc": "maximize", "macs": "minimize", "params": "minimize",
               "latency": "minimize"}
 
-
-class StrategyError(ValueError):
-    """A strategy, pruner or objective that can't be used as asked (exit status 2)."""
 
 
 def directions(objectives: list[str]) -> list[str]:

@@ -10,15 +10,14 @@ import pytorch_lightning as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from ..cli import fail, user_errors
 from ..compile import resolve
-from ..errors import SpecError
-from ..spec.source import load_file, plain
+from ..errors import CheckpointError, ConfigError, NonFiniteLoss, SpecError
+from ..lang.source import load_file, plain
 from .config import SPEC_SOURCES, config_dir, register_configs, register_spec_paths
-from .data import DataError, make_datamodule
-from .module import NonFiniteLoss, SpecClassifier
-from .optim import ConfigError
+from .data import make_datamodule
+from .module import SpecClassifier
 from .transfer import (
-    CheckpointError,
     FreezeBackbone,
     checkpoint_spec,
     load_checkpoint,
@@ -27,9 +26,6 @@ from .transfer import (
     same_network,
     transplant,
 )
-
-USER_ERRORS = (SpecError, DataError, ConfigError, CheckpointError, NonFiniteLoss,
-               FileNotFoundError)
 
 
 @dataclass
@@ -293,11 +289,6 @@ def _finish(cfg, result: Result, logger):
 
 # -- the command line -----------------------------------------------------------------------------
 
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def _task(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -307,18 +298,14 @@ def _task(cfg: DictConfig) -> float | None:
         fail("multirun (-m) cannot use trainer.strategy=ddp: Lightning relaunches the script "
              "for each process, which breaks Hydra sweeps. Use trainer.strategy=ddp_spawn, or "
              "run each configuration as its own command")
-    try:
+    with user_errors():
         return train(cfg).best_val_acc
-    except USER_ERRORS as e:
-        fail(str(e))
 
 
 def main(argv: list[str] | None = None) -> None:
     import hydra
     register_configs()
     args = sys.argv[1:] if argv is None else argv
-    try:
+    with user_errors():
         sys.argv[1:] = register_spec_paths(args)
-    except FileNotFoundError as e:
-        fail(str(e))
     hydra.main(version_base=None, config_path=config_dir(), config_name="train")(_task)()

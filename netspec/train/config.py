@@ -15,8 +15,9 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.core.config_store import ConfigStore
 
-from ..spec.loader import data_dir, zoo
-from ..spec.source import load_file, plain
+from ..errors import SpecError
+from ..lang.loader import data_dir, zoo
+from ..lang.source import load_file, plain
 from .augment import AugConfig
 from .data import DataConfig
 
@@ -185,7 +186,7 @@ def register_spec_paths(args: list[str]) -> list[str]:
                 elif item.endswith((".yaml", ".yml")) or "/" in item:
                     path = Path(item)
                     if not path.is_file():
-                        raise FileNotFoundError(f"spec file '{item}' does not exist")
+                        raise SpecError(f"spec file '{item}' does not exist", file=item)
                     name = encode_spec_path(item)
                     _store_spec(name, path)
                     names.append(name)

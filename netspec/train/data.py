@@ -21,7 +21,6 @@ import os
 import pickle
 import shutil
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 
-from ..errors import did_you_mean
+from ..errors import DataError, did_you_mean
+from ..threads import one_thread
 from .augment import AugConfig, BatchAugment, build_transforms, check_aug, is_identity
 
 NAMES = ("digits", "fake", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
@@ -49,9 +49,6 @@ STANDARD_STATS = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 
-
-class DataError(ValueError):
-    """A bad data path or data config; the message says what, where and how to fix it."""
 
 
 @dataclass
@@ -100,21 +97,6 @@ class _Raw:
     classes: list[str]
     channels: int                 # natural channels and size
     size: tuple[int, int] | None  # None: the images differ in size
-
-
-@contextmanager
-def one_thread():
-    """Run small tensor operations on one thread (as torch does in DataLoader workers): on them,
-    intra-op threads only contend with each other. The caller's setting is restored after."""
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 class _ArrayDataset(Dataset):

@@ -9,11 +9,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchvision.transforms import v2
 
 from ..compile import build
+from ..errors import NonFiniteLoss
 from .optim import make_optimizer, make_scheduler
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite; training stops, the last good checkpoint stays."""
 
 
 def _accuracy(num_classes: int, k: int) -> MulticlassAccuracy:

@@ -6,14 +6,11 @@ import math
 import torch
 from torch import nn
 
-from ..errors import did_you_mean
+from ..errors import ConfigError, did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "step", "multistep", "cosine", "onecycle", "plateau")
 
-
-class ConfigError(ValueError):
-    """A training config value that can't work; the CLI prints it and exits 2."""
 
 
 def param_groups(model: nn.Module, cfg) -> list[dict]:

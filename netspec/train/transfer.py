@@ -6,12 +6,8 @@ from pytorch_lightning.callbacks import BaseFinetuning
 from torch import nn
 
 from ..compile import build
-from ..errors import did_you_mean
+from ..errors import CheckpointError, did_you_mean
 from ..weights import port_weights
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that can't be used here; the message says which and why."""
 
 
 def load_checkpoint(path: str) -> dict:

@@ -17,12 +17,11 @@ from ..ops import base as B
 from ..ops.base import OPS, REQUIRED, Arg, Args, Feat, Node, Transparent
 from ..ops.combinators import sequence
 from ..ops.modules import ACTIVATIONS, NORMS
+from .choices import is_choice
 from .expr import ExprError, evaluate, is_expression, make_divisible, names_in
 from .source import Loc, Map, Seq
 
 NODE_KEYS = ("n", "if", "name", "width")
-CHOICE_KEYS = ("choice", "int", "float")
-CHOICE_OPTIONS = ("log", "step")    # {float: [1e-4, 1e-1], log: true}, {int: [1, 8], step: 2}
 SECTIONS = ("stem", "stages", "head")
 DEFAULTS = {"norm": "bn", "act": "relu", "bias": "auto", "bn_eps": 1e-5, "bn_momentum": 0.1,
             "order": "post", "gn_groups": 32}
@@ -77,7 +76,7 @@ class Ctx:
     def eval(self, raw, loc: Loc, scope: dict | None = None):
         """Evaluate an expression string strictly (an unknown name is an error)."""
         scope = self.scope if scope is None else scope
-        if _is_choice(raw):
+        if is_choice(raw):
             raw = self.choice(raw, loc)
         if isinstance(raw, str):
             try:
@@ -89,7 +88,7 @@ class Ctx:
     def lenient(self, raw, loc: Loc, scope: dict | None = None):
         """Evaluate a string only if it is an expression over known names; else keep it."""
         scope = self.scope if scope is None else scope
-        if _is_choice(raw):
+        if is_choice(raw):
             raw = self.choice(raw, loc)
         if isinstance(raw, str) and is_expression(raw):
             names = names_in(raw)
@@ -122,7 +121,7 @@ class Ctx:
         if t == "any":
             return self.lenient(raw, loc)
         if t == "str":
-            if _is_choice(raw):
+            if is_choice(raw):
                 raw = self.choice(raw, loc)
             if isinstance(raw, str) and raw in self.scope and raw not in (arg.choices or ()):
                 raw = self.scope[raw]          # a block argument passed through: `act: act`
@@ -186,7 +185,7 @@ class Ctx:
         if isinstance(raw, str):
             return self._call(raw, None, feat, loc)
         if isinstance(raw, dict):
-            if _is_choice(raw):
+            if is_choice(raw):
                 return self.resolve_or_none(self.choice(raw, loc), feat, loc)
             if len(raw) != 1:
                 keys = ", ".join(map(str, raw))
@@ -308,7 +307,7 @@ class Ctx:
         """The written arguments (raw) and their locations, from any of the call forms."""
         if value is None:
             return {}, {}
-        if isinstance(value, dict) and not _is_choice(value):
+        if isinstance(value, dict) and not is_choice(value):
             return dict(value), {k: loc.key(value, k) for k in value}
         declared = list(target.args)
         if isinstance(target, BlockDef):
@@ -391,12 +390,6 @@ class Ctx:
         node = BlockNode(block.name, feat, body.out, loc, children=[("body", body)])
         node.info = ", ".join(f"{k}={scope[k]}" for k in block.args if k in kwargs)
         return node
-
-
-def _is_choice(raw) -> bool:
-    """A search choice: its first key is choice/int/float; options may follow (log, step)."""
-    return isinstance(raw, dict) and len(raw) >= 1 and next(iter(raw)) in CHOICE_KEYS \
-        and all(k in CHOICE_OPTIONS for k in list(raw)[1:])
 
 
 def _numeric(text: str) -> bool:
