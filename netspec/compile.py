@@ -4,7 +4,7 @@ from __future__ import annotations
 from .analyze import Report, report_of
 from .blocks import included_blocks
 from .lang.loader import load_spec
-from .lang.resolve import NetworkNode, resolve_spec
+from .lang.network import NetworkNode, resolve_spec
 from .lang.source import plain
 
 

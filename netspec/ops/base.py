@@ -1,8 +1,11 @@
-"""The resolved tree: every node knows its output shape, parameters, MACs and receptive field.
+"""The resolved tree and the one way to declare a primitive: :func:`op`.
 
-Each primitive and combinator is an :class:`Op` (its arguments and shape rule) whose ``resolve``
-returns a :class:`Node` (the result, with a ``build`` method that makes the ``nn.Module``).
-Shape rules and module builders live side by side, one file per family.
+Each primitive and combinator is an :class:`Op`: its arguments, its shape rule (``resolve``, which
+returns a :class:`Node` that knows its output shape, parameters, MACs and how to ``build`` its
+``nn.Module``) and what the resolve pass needs to know of it (which arguments are channels that
+``scale.width`` multiplies, whether its output is a fresh tensor an activation may overwrite).
+Shape rules and module builders live side by side, one file per family; every module of this
+package is imported by ``netspec.ops``, and a user's own file registers its ops the same way.
 """
 from __future__ import annotations
 
@@ -66,6 +69,7 @@ class Node:
     macs: int = 0            # this node's own multiply-accumulates per sample
     children: list[tuple[str, Node]] = field(default_factory=list)
     info: str = ""           # short description for the summary table (e.g. "3x3/2, 64")
+    fresh: bool | None = None  # output is a tensor made here (None: as its op declares)
 
     def build(self) -> nn.Module:  # pragma: no cover - every concrete node overrides it
         raise NotImplementedError(self.kind)
@@ -104,25 +108,45 @@ class Transparent(Node):
         return self.children[0][1].build()
 
 
+class Names:
+    """A live view of a registry's names (and fixed extras such as ``none``): the values an
+    argument accepts, so that a norm or activation registered later is accepted too."""
+
+    def __init__(self, registry: dict, *extra: str):
+        self.registry, self.extra = registry, extra
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.registry
+        yield from (e for e in self.extra if e not in self.registry)
+
+    def __contains__(self, name) -> bool:
+        return name in self.registry or name in self.extra
+
+    def __repr__(self) -> str:
+        return f"Names({', '.join(self)})"
+
+
 @dataclass
 class Arg:
     """One argument of an op: its type, default and (for strings) the values it accepts."""
 
     type: str = "int"            # int, float, bool, str, pair, node, nodes, any
     default: object = REQUIRED
-    choices: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | Names | None = None
     doc: str = ""
 
 
 @dataclass
 class Op:
-    """A primitive or combinator of the language."""
+    """A primitive or combinator of the language, and what the resolve pass must know of it."""
 
     name: str
     args: dict[str, Arg]
     resolve: Callable  # (args: Args, feat: Feat, ctx) -> Node
     scalar: str | None = None    # the argument a scalar form fills: `dropout: 0.5`, `pool: max`
     doc: str = ""
+    channels: tuple[str, ...] = ()   # arguments that scale.width multiplies (conv's `c`)
+    fresh: bool = False          # its output is a new tensor: an activation after it may run in place
 
 
 class Args(dict):
@@ -145,10 +169,21 @@ class Args(dict):
 OPS: dict[str, Op] = {}
 
 
-def op(name: str, args: dict[str, Arg], scalar: str | None = None, doc: str = ""):
-    """Register a resolve function as the op ``name``."""
+def op(name: str, args: dict[str, Arg], scalar: str | None = None, doc: str = "", *,
+       channels: tuple[str, ...] = (), fresh: bool = False):
+    """Register ``fn(args, feat, ctx) -> Node`` as the op ``name`` of the language.
+
+    ``channels``: the arguments that are channel counts (``scale.width`` multiplies them outside
+    blocks); ``fresh``: the op's output is a tensor it made, so an activation right after it in a
+    sequence may run in place.
+    """
+    unknown = [c for c in channels if c not in args]
+    if unknown:
+        raise ValueError(f"op '{name}': channels {unknown} are not among its arguments")
+
     def deco(fn):
-        OPS[name] = Op(name, args, fn, scalar, doc or (fn.__doc__ or "").strip())
+        OPS[name] = Op(name, args, fn, scalar, doc or (fn.__doc__ or "").strip(),
+                       tuple(channels), fresh)
         return fn
     return deco
 

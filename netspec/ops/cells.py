@@ -13,86 +13,22 @@ the operations on states 0 and 1 have stride 2.
 ``cells`` threads the pair of states through its body: after a cell, (s0, s1) becomes (s1, out),
 or (s0, out) with ``skip_input`` (NASNet-A Large's ``skip_reduction_layer_input``). Cells appear
 in the body as ``cell`` layers or blocks made of them, so ``n``, ``if``, blocks and width/depth
-scaling work as everywhere else. Shape rules and the modules are both here.
+scaling work as everywhere else. Shape rules and the modules are both here; the genotype's
+parsing is in :mod:`netspec.ops.genotype`, the factorized reduction in :mod:`netspec.ops.reduce`.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import did_you_mean, one_of
-from . import modules as M
-from .base import OPS, REQUIRED, Arg, Feat, Node, Transparent, merge_rf, op
+from .base import REQUIRED, Arg, Feat, Node, Transparent, merge_rf, op
 from .combinators import SeqNode
+from .genotype import parse_concat, parse_genotype, sizes
+from .reduce import FactorizedReduce
 
-COMBINES = ("add", "concat")
-
-
-# -- factorized reduction ---------------------------------------------------------------------
-
-class FactorizedReduce(nn.Module):
-    """Halve a map keeping every pixel: 1x1 convs on the even and the odd pixel grid, concat, norm.
-
-    TF-slim's ``factorized_reduction`` (NASNet): the second path shifts the map by one pixel (zero
-    padding at the bottom/right), so odd sizes give ceil(H/2) on both paths.
-    """
-
-    def __init__(self, cin: int, cout: int, act: str, norm: nn.Module):
-        super().__init__()
-        self.act = M.activation(act, inplace=False) if act != "none" else nn.Identity()
-        half = cout // 2
-        self.path_1 = nn.Conv2d(cin, half, 1, bias=False)
-        self.path_2 = nn.Conv2d(cin, cout - half, 1, bias=False)
-        self.norm = norm
-
-    def forward(self, x):
-        x = self.act(x)
-        a = self.path_1(x[:, :, ::2, ::2])
-        b = self.path_2(F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))[:, :, ::2, ::2])
-        return self.norm(torch.cat([a, b], 1))
-
-
-class FactorizedNode(Node):
-    def build(self) -> nn.Module:
-        c = self.cfg
-        norm = M.norm(c["norm"], self.out.channels, **c["norm_kw"]) if c["norm"] != "none" \
-            else nn.Identity()
-        return FactorizedReduce(self.inp.channels, self.out.channels, c["act"], norm)
-
-
-@op("factorized_reduce", {
-    "c": Arg("int", None, doc="output channels (default: same as input)"),
-    "act": Arg("str", None, choices=(*M.ACTIVATIONS, "none"),
-               doc="activation before the paths (default: defaults.act)"),
-    "norm": Arg("str", None, choices=M.NORMS, doc="norm after the concat (default: defaults.norm)"),
-})
-def factorized_reduce(a, feat: Feat, ctx) -> Node:
-    """Stride-2 reduction by two 1x1 convs on interleaved pixel grids (NASNet, DARTS)."""
-    if feat.spatial is None:
-        raise a.loc.error(f"factorized_reduce needs a CxHxW feature map but gets a flat vector "
-                          f"of {feat.shape[0]} features")
-    cin = feat.channels
-    cout = cin if a.c is None else a.c
-    if cout < 2:
-        raise a.at("c").error(f"factorized_reduce needs at least 2 output channels (one per "
-                              f"path), got {cout}")
-    h, w = feat.spatial
-    out = (cout, -(-h // 2), -(-w // 2))
-    act = ctx.default("act") if a.act is None else a.act
-    norm = ctx.default("norm") if a.norm is None else a.norm
-    node = FactorizedNode("factorized_reduce", feat, feat.after(out, (1, 1), (2, 2)), a.loc,
-                          info=f"1x1/2 x2, {cout}")
-    node.weights = cin * cout
-    node.params = node.weights + (2 * cout if norm != "none" else 0)
-    node.macs = cin * cout * out[1] * out[2]
-    node.cfg = dict(act=act, norm=norm, norm_kw=ctx.norm_kw(norm))
-    return node
-
-
-# -- one cell ---------------------------------------------------------------------------------
 
 class Cell(nn.Module):
     """One NASNet cell: ``(s0, s1) -> (next s0, output)``; ``s0`` is None for the first cell."""
@@ -152,21 +88,17 @@ class CellNode(Node):
 
 def _resolve_inner(ctx, raw, feat: Feat, loc) -> Node:
     """Resolve spec data that the cell writes itself (no width/depth scaling: c is scaled)."""
-    ctx.block_depth += 1
-    try:
+    with ctx.unscaled():
         return ctx.resolve(raw, feat, loc)
-    finally:
-        ctx.block_depth -= 1
 
 
 def _op_vocabulary(ctx) -> dict[str, object]:
     """Names a genotype may use: `identity`, and every layer or block taking both c and s."""
-    from ..blocks import PYTHON_BLOCKS
     names = {"identity": None}
-    for table in (OPS, PYTHON_BLOCKS, ctx.blocks):
-        for name, target in table.items():
-            if "c" in target.args and "s" in target.args and name not in ("cell",):
-                names[name] = target
+    for name in sorted(ctx.known_names()):
+        target = ctx.lookup(name)
+        if "c" in target.args and "s" in target.args and name != "cell":
+            names[name] = target
     return names
 
 
@@ -178,8 +110,7 @@ def _cell_op(ctx, name: str, feat: Feat, c: int, s: int, loc) -> Node:
         # TF-slim's 'none' that must change the stride or the channels: ReLU-1x1 conv-BN
         return _resolve_inner(ctx, [{"act": None}, {"conv": {"c": c, "k": 1, "s": s,
                                                               "act": "none"}}], feat, loc)
-    from ..blocks import PYTHON_BLOCKS
-    target = ctx.blocks.get(name) or OPS.get(name) or PYTHON_BLOCKS.get(name)
+    target = ctx.lookup(name)
     if target is None or "c" not in target.args or "s" not in target.args or name == "cell":
         vocab = _op_vocabulary(ctx)
         if target is not None:
@@ -190,69 +121,6 @@ def _cell_op(ctx, name: str, feat: Feat, c: int, s: int, loc) -> Node:
     return _resolve_inner(ctx, {name: {"c": c, "s": s}}, feat, loc)
 
 
-def _maybe_choice(ctx, raw, loc):
-    """A search choice ({choice: [...]}) standing for a whole list is sampled; else raw."""
-    if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) == "choice":
-        return ctx.choice(raw, loc)
-    return raw
-
-
-def _need_list(value, loc, what: str) -> list:
-    if not isinstance(value, list) or not value:
-        raise loc.error(f"{what} must be a non-empty list, got {value!r}")
-    return value
-
-
-def _sizes(feats) -> str:
-    return ", ".join(f.describe() for f in feats)
-
-
-def _parse_genotype(a, ctx, nstates_in: int = 2):
-    """The genotype as [(inputs, ops, combine, locations)], checked; expressions evaluated."""
-    gloc = a.at("genotype")
-    blocks = _need_list(_maybe_choice(ctx, a.genotype, gloc), gloc,
-                        "a cell's genotype (one entry per block)")
-    parsed = []
-    for b, entry in enumerate(blocks):
-        bloc = gloc.key(blocks, b)
-        if not isinstance(entry, dict):
-            raise bloc.error(f"block {b} must be a mapping {{inputs: [i, j], ops: [op1, op2], "
-                             f"combine: add}}, got {entry!r}")
-        for key in entry:
-            if key not in ("inputs", "ops", "combine"):
-                hint = did_you_mean(str(key), ("inputs", "ops", "combine"))
-                raise bloc.key(entry, key).error(f"unknown key '{key}' in a cell block{hint}; "
-                                                 f"allowed: inputs, ops, combine")
-        for key in ("inputs", "ops"):
-            if key not in entry:
-                raise bloc.error(f"block {b} has no '{key}'")
-        iloc, oloc = bloc.key(entry, "inputs"), bloc.key(entry, "ops")
-        inputs_raw = _need_list(_maybe_choice(ctx, entry["inputs"], iloc), iloc,
-                                f"block {b}'s inputs")
-        ops_raw = _need_list(_maybe_choice(ctx, entry["ops"], oloc), oloc, f"block {b}'s ops")
-        if len(inputs_raw) != len(ops_raw):
-            raise bloc.error(f"block {b} has {len(inputs_raw)} inputs but {len(ops_raw)} ops; "
-                             f"each input needs its operation")
-        inputs = []
-        limit = nstates_in + b
-        for i, v in enumerate(inputs_raw):
-            vloc = iloc.key(inputs_raw, i)
-            idx = ctx.typed("inputs", Arg("int"), v, vloc)
-            if not 0 <= idx < limit:
-                later = ("" if not b else f" and {nstates_in} (the block before it)" if b == 1
-                         else f" and {nstates_in}..{limit - 1} (the blocks before it)")
-                raise vloc.error(f"input {idx} of block {b} is out of range: a block can use "
-                                 f"states 0 (the cell before the previous), 1 (the previous)"
-                                 f"{later}")
-            inputs.append(idx)
-        ops = [ctx.typed("ops", Arg("str"), v, oloc.key(ops_raw, i)) for i, v in enumerate(ops_raw)]
-        comb = entry.get("combine", "add")
-        comb = ctx.typed("combine", Arg("str", choices=COMBINES), comb, bloc.key(entry, "combine"))
-        parsed.append((inputs, ops, comb, bloc, [oloc.key(ops_raw, i)
-                                                 for i in range(len(ops_raw))]))
-    return parsed
-
-
 @op("cell", {
     "c": Arg("int", REQUIRED, doc="filters: the channels of every operation's output"),
     "s": Arg("int", 1, doc="stride of the operations on states 0 and 1 (2: a reduction cell)"),
@@ -260,10 +128,10 @@ def _parse_genotype(a, ctx, nstates_in: int = 2):
     "concat": Arg("any", "auto", doc="states concatenated into the output; auto: the unused ones"),
     "skip_input": Arg("bool", False, doc="the next cell's state 0 is this cell's state 0, "
                                          "not its state 1"),
-})
+}, channels=("c",))
 def cell(a, feat: Feat, ctx) -> Node:
     """A NASNet cell on the two previous states; only inside ``cells``."""
-    states_in = getattr(ctx, "cell_states", None)
+    states_in = ctx.local.get("cells")
     if states_in is None:
         raise a.loc.error("a cell takes the outputs of the two cells before it, so it can only "
                           "be used inside `cells` (directly or in a block)")
@@ -276,21 +144,47 @@ def cell(a, feat: Feat, ctx) -> Node:
     if a.s not in (1, 2):
         raise a.at("s").error(f"a cell's stride must be 1 or 2 (a reduction cell), got {a.s}")
     if s1.spatial is None or (s0 is not None and s0.spatial is None):
-        got = _sizes([f for f in (s0, s1) if f is not None])
+        got = sizes([f for f in (s0, s1) if f is not None])
         raise a.loc.error(f"a cell needs CxHxW feature maps, got {got}")
-    genotype = _parse_genotype(a, ctx)
+    genotype = parse_genotype(a, ctx)
     c = a.c
-    ctx.cell_states = None                 # no cells inside a cell's operations
-    try:
+    with ctx.let("cells", None):           # no cells inside a cell's operations
         node = _cell(a, ctx, s0, s1, c, genotype)
-    finally:
-        ctx.cell_states = states_in
     prev = s1 if s0 is None else s0
-    ctx.cell_states = (prev if a.skip_input else s1, node.out)
+    ctx.local["cells"] = (prev if a.skip_input else s1, node.out)   # what the next cell takes
     return node
 
 
 def _cell(a, ctx, s0: Feat | None, s1: Feat, c: int, genotype) -> CellNode:
+    children, states = _inputs(a, ctx, s0, s1, c)
+    plan, used = _blocks(a, ctx, states, c, genotype, children)
+    concat = parse_concat(a, ctx, len(states), used)
+    out_size = states[-1].spatial
+    parts = []
+    for i in concat:
+        st = states[i]
+        if st.spatial != out_size:
+            h, w = st.spatial
+            if (-(-h // 2), -(-w // 2)) != out_size:
+                raise a.at("concat").error(f"state {i} ({st.describe()}) cannot be concatenated "
+                                           f"with the cell's output of size {out_size[0]}x"
+                                           f"{out_size[1]}")
+            # TF-slim reduces an unused state that is twice the output's size (no ReLU)
+            red = _resolve_inner(ctx, {"factorized_reduce": {"c": c, "act": "none"}}, st,
+                                 a.at("concat"))
+            children.append((f"reduce.{i}", red))
+            st = red.out
+        parts.append(st)
+    out = merge_rf(parts, (sum(p.channels for p in parts), *out_size))
+    node = CellNode("cell", s1, out, a.loc, children=children)
+    node.plan, node.concat, node.skip_input = plan, concat, bool(a.skip_input)
+    kind = "reduction" if a.s == 2 else "normal"
+    node.info = f"{kind}, c={c}, {len(plan)} blocks, concat {concat}"
+    return node
+
+
+def _inputs(a, ctx, s0: Feat | None, s1: Feat, c: int) -> tuple[list, list[Feat]]:
+    """The cell's two states brought to c filters (and state 0 to state 1's size)."""
     loc = a.loc
     children = []
     pre1 = _resolve_inner(ctx, [{"act": None}, {"conv": {"c": c, "k": 1, "act": "none"}}], s1, loc)
@@ -316,7 +210,11 @@ def _cell(a, ctx, s0: Feat | None, s1: Feat, c: int, genotype) -> CellNode:
             children += [("pre0", pre0), ("pre1", pre1)]
     else:
         children.append(("pre1", pre1))
-    states = [x0, pre1.out]
+    return children, [x0, pre1.out]
+
+
+def _blocks(a, ctx, states: list[Feat], c: int, genotype, children: list):
+    """Each block's ops on its input states, combined into a new state (appended to states)."""
     plan, k, used = [], 0, set()
     for b, (inputs, ops, comb, bloc, olocs) in enumerate(genotype):
         outs = []
@@ -332,60 +230,17 @@ def _cell(a, ctx, s0: Feat | None, s1: Feat, c: int, genotype) -> CellNode:
         if comb == "add":
             if len({o.shape for o in outs}) > 1:
                 raise bloc.error(f"block {b} cannot add outputs of different shapes: "
-                                 f"{_sizes(outs)} ({', '.join(ops)} of states {inputs})")
+                                 f"{sizes(outs)} ({', '.join(ops)} of states {inputs})")
             shape = outs[0].shape
         else:
             if len({o.spatial for o in outs}) > 1:
                 raise bloc.error(f"block {b} cannot concatenate maps of different sizes: "
-                                 f"{_sizes(outs)} ({', '.join(ops)} of states {inputs})")
+                                 f"{sizes(outs)} ({', '.join(ops)} of states {inputs})")
             shape = (sum(o.channels for o in outs), *outs[0].spatial)
         states.append(merge_rf(outs, shape))
         plan.append((tuple(inputs), comb == "add"))
-    concat = _concat(a, ctx, len(states), used)
-    out_size = states[-1].spatial
-    parts = []
-    for i in concat:
-        st = states[i]
-        if st.spatial != out_size:
-            h, w = st.spatial
-            if (-(-h // 2), -(-w // 2)) != out_size:
-                raise a.at("concat").error(f"state {i} ({st.describe()}) cannot be concatenated "
-                                           f"with the cell's output of size {out_size[0]}x"
-                                           f"{out_size[1]}")
-            # TF-slim reduces an unused state that is twice the output's size (no ReLU)
-            red = _resolve_inner(ctx, {"factorized_reduce": {"c": c, "act": "none"}}, st,
-                                 a.at("concat"))
-            children.append((f"reduce.{i}", red))
-            st = red.out
-        parts.append(st)
-    out = merge_rf(parts, (sum(p.channels for p in parts), *out_size))
-    node = CellNode("cell", s1, out, loc, children=children)
-    node.plan, node.concat, node.skip_input = plan, concat, bool(a.skip_input)
-    kind = "reduction" if a.s == 2 else "normal"
-    node.info = f"{kind}, c={c}, {len(plan)} blocks, concat {concat}"
-    return node
+    return plan, used
 
-
-def _concat(a, ctx, nstates: int, used: set[int]) -> list[int]:
-    raw = a.concat
-    loc = a.at("concat")
-    if raw == "auto" or raw is None:
-        return [i for i in range(nstates) if i not in used]
-    items = _need_list(_maybe_choice(ctx, raw, loc), loc,
-                       "concat ('auto' or a list of state indices)")
-    out = []
-    for i, v in enumerate(items):
-        idx = ctx.typed("concat", Arg("int"), v, loc.key(items, i))
-        if not 0 <= idx < nstates:
-            raise loc.key(items, i).error(f"state {idx} is out of range: this cell has states "
-                                          f"0..{nstates - 1} (0, 1: its inputs; 2..: its blocks)")
-        if idx in out:
-            raise loc.key(items, i).error(f"state {idx} is concatenated twice")
-        out.append(idx)
-    return out
-
-
-# -- the stack of cells -----------------------------------------------------------------------
 
 def _cells_in(module: nn.Module):
     for child in module.children():
@@ -440,10 +295,8 @@ def cells(a, feat: Feat, ctx) -> Node:
         raise loc.error("cells needs a non-empty list of cells")
     if feat.spatial is None:
         raise a.loc.error(f"cells need a CxHxW feature map, got {feat.describe()}")
-    saved = getattr(ctx, "cell_states", None)
-    ctx.cell_states = (None, feat)
     children, cur, count = [], feat, 0
-    try:
+    with ctx.let("cells", (None, feat)):     # (state 0, state 1) of the next cell
         for i, item in enumerate(body):
             iloc = loc.key(body, i)
             node = ctx.resolve_or_none(item, cur, iloc)
@@ -452,13 +305,7 @@ def cells(a, feat: Feat, ctx) -> Node:
             count += _check_only_cells(node, iloc)
             children.append((str(i), node))
             cur = node.out
-    finally:
-        ctx.cell_states = saved
     if not children:
         raise loc.error("cells has no cells left (every `if:` was false)")
     node = CellsNode("cells", feat, cur, a.loc, children=children, info=f"{count} cells")
     return node
-
-
-OPS["cell"].channels = ("c",)              # `c` scales with scale.width, like conv's
-OPS["factorized_reduce"].channels = ("c",)

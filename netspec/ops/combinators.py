@@ -5,11 +5,10 @@ from collections import OrderedDict
 
 from torch import nn
 
+from ..errors import did_you_mean
 from . import modules as M
+from .activations import ACT_NAMES, activation
 from .base import REQUIRED, Arg, Feat, Node, merge_rf, op
-
-# An activation may run in place only on a tensor its own sequence just made.
-_FRESH = {"conv", "linear", "norm", "residual", "branch", "dense"}
 
 
 class SeqNode(Node):
@@ -17,7 +16,8 @@ class SeqNode(Node):
         mods = OrderedDict()
         prev = None
         for name, child in self.children:
-            if child.kind == "act" and prev is not None and prev.kind in _FRESH:
+            # an activation may run in place only on a tensor its own sequence just made
+            if child.kind == "act" and prev is not None and prev.fresh:
                 child.inplace = True
             mods[name] = child.build()
             prev = child
@@ -39,7 +39,7 @@ class BranchNode(Node):
     "merge": Arg("str", "concat", choices=("concat", "add")),
     "split": Arg("bool", False, doc="give each path an equal slice of the input channels "
                                     "instead of all of them (ShuffleNetV2)"),
-}, scalar="paths")
+}, scalar="paths", fresh=True)
 def branch(a, feat: Feat, ctx) -> Node:
     """Parallel paths on the same input, merged by channel concatenation or by sum."""
     paths = a.paths
@@ -104,7 +104,7 @@ class ResidualNode(Node):
         parts = dict(self.children)
         body = parts["body"].build()
         shortcut = parts["shortcut"].build() if "shortcut" in parts else self.shortcut_module
-        act = M.activation(self.act) if self.act != "none" else None
+        act = activation(self.act) if self.act != "none" else None
         pre = parts["pre"].build() if "pre" in parts else None
         return M.Residual(body, shortcut, act, self.drop_path, self.scale,
                           shortcut_first=self.shortcut_first, pre=pre, identity=self.identity)
@@ -117,7 +117,7 @@ SHORTCUTS = ("auto", "identity", "projection", "optional", "pad", "none")
     "body": Arg("node", REQUIRED, doc="the residual function F(x)"),
     "shortcut": Arg("any", "auto", doc="auto, identity, projection, optional, pad, none, "
                                        "or a layer/list of layers"),
-    "act": Arg("str", "none", choices=(*M.ACTIVATIONS, "none"), doc="activation after the sum"),
+    "act": Arg("str", "none", choices=ACT_NAMES, doc="activation after the sum"),
     "drop_path": Arg("any", 0.0, doc="stochastic depth probability, or 'auto' for the "
                                      "network's linear schedule"),
     "scale": Arg("float", 1.0, doc="multiplier of F(x) before the sum"),
@@ -126,7 +126,7 @@ SHORTCUTS = ("auto", "identity", "projection", "optional", "pad", "none")
     "pre": Arg("node", None, doc="layers before the split, e.g. a shared pre-activation: the "
                                  "body and a non-identity shortcut start from their output; "
                                  "an identity shortcut carries the input itself"),
-}, scalar="body")
+}, scalar="body", fresh=True)
 def residual(a, feat: Feat, ctx) -> Node:
     """out = act(F(x) + shortcut(x)); the shortcut adapts to the body's output shape.
 
@@ -141,12 +141,11 @@ def residual(a, feat: Feat, ctx) -> Node:
     bshape, ishape = body.out.shape, feat.shape
     sc = a.shortcut
     if isinstance(sc, str) and sc not in SHORTCUTS:
-        from ..errors import did_you_mean
         raise a.at("shortcut").error(f"unknown shortcut '{sc}'{did_you_mean(sc, SHORTCUTS)}; "
                                      f"use one of {', '.join(SHORTCUTS)} or a list of layers")
     if sc == "none" or (sc == "optional" and bshape != ishape):
         if a.drop_path == "auto":
-            ctx.auto_drop_path.append(None)  # it still takes its place in the schedule
+            ctx.state("drop_path", list).append(None)  # it still takes its place in the schedule
         return body if pre is None else sequence([("pre", pre), ("body", body)], feat, a.loc)
     if sc == "optional":
         sc = "identity"
@@ -208,7 +207,7 @@ def _stride_between(a, feat: Feat, out: Feat) -> int:
 
 def _drop_path(a, ctx, node) -> float:
     if a.drop_path == "auto":
-        ctx.auto_drop_path.append(node)
+        ctx.state("drop_path", list).append(node)
         return 0.0
     p = a.drop_path
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
@@ -225,7 +224,7 @@ class DenseNode(Node):
 @op("dense", {
     "n": Arg("int", REQUIRED, doc="number of layers"),
     "body": Arg("node", REQUIRED, doc="one layer; its output channels are the growth"),
-})
+}, fresh=True)
 def dense(a, feat: Feat, ctx) -> Node:
     """DenseNet block: layer i sees the concatenation of the input and the outputs of layers < i."""
     if not 1 <= a.n <= 10_000:

@@ -11,9 +11,9 @@ from collections import OrderedDict
 from torch import nn
 
 from . import modules as M
+from .activations import ACT_NAMES, activation
 from .base import REQUIRED, Arg, Feat, Node, op, pair, window_out
-
-ACTS = tuple(M.ACTIVATIONS) + ("none",)
+from .norms import NORM_NAMES, NORMS, norm_module
 
 
 def _need_map(a, feat: Feat, what: str):
@@ -36,12 +36,16 @@ def _spatial_out(a, feat: Feat, k, s, p, d, ceil=False, what="conv"):
     return out
 
 
-def _check_groupnorm(a, ctx, kind: str, channels: int):
-    """GroupNorm needs channels divisible by its groups (torch would fail when building)."""
-    g = ctx.norm_kw(kind).get("groups") if kind == "gn" else None
-    if g is not None and (g < 1 or channels % g):
-        raise a.at("norm").error(f"group norm with {g} groups cannot normalize {channels} "
-                                 f"channels; set defaults.gn_groups to a divisor or use bn")
+def check_norm(a, ctx, kind: str, channels: int):
+    """A norm that cannot take these channels (GroupNorm's groups) fails here, not in torch."""
+    norm = NORMS.get(kind)
+    problem = norm.check(channels, ctx.norm_kw(kind)) if norm and norm.check else None
+    if problem:
+        raise a.at("norm").error(problem)
+
+
+def norm_params(kind: str, channels: int) -> int:
+    return NORMS[kind].params(channels) if kind != "none" else 0
 
 
 def _norm_kind(a, ctx) -> str:
@@ -62,16 +66,16 @@ class ConvNode(Node):
         parts = []
         if c["order"] == "pre":
             if c["norm"] != "none":
-                parts.append(("norm", M.norm(c["norm"], self.inp.channels, **c["norm_kw"])))
+                parts.append(("norm", norm_module(c["norm"], self.inp.channels, 2, c["norm_kw"])))
             if c["act"] != "none":
-                parts.append(("act", M.activation(c["act"], inplace=c["norm"] != "none")))
+                parts.append(("act", activation(c["act"], inplace=c["norm"] != "none")))
             parts.append(("conv", conv))
         else:
             parts.append(("conv", conv))
             if c["norm"] != "none":
-                parts.append(("norm", M.norm(c["norm"], self.out.channels, **c["norm_kw"])))
+                parts.append(("norm", norm_module(c["norm"], self.out.channels, 2, c["norm_kw"])))
             if c["act"] != "none":
-                parts.append(("act", M.activation(c["act"])))
+                parts.append(("act", activation(c["act"])))
         return conv if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
 
 
@@ -84,11 +88,12 @@ class ConvNode(Node):
     "groups": Arg("int", 1, doc="groups; channels must divide by it"),
     "dw": Arg("bool", False, doc="depthwise: groups = input channels"),
     "bias": Arg("any", None, doc="true/false; default: only without a norm"),
-    "norm": Arg("str", None, choices=M.NORMS, doc="bn, gn or none (default: defaults.norm)"),
-    "act": Arg("str", None, choices=ACTS, doc="activation (default: defaults.act)"),
+    "norm": Arg("str", None, choices=NORM_NAMES,
+                doc="a registered norm (bn, gn) or none (default: defaults.norm)"),
+    "act": Arg("str", None, choices=ACT_NAMES, doc="activation (default: defaults.act)"),
     "order": Arg("str", None, choices=("post", "pre"),
                  doc="post: conv-norm-act; pre: norm-act-conv (pre-activation)"),
-})
+}, channels=("c",), fresh=True)
 def conv(a, feat: Feat, ctx) -> Node:
     """Convolution with its norm and activation."""
     _need_map(a, feat, "conv")
@@ -119,14 +124,14 @@ def conv(a, feat: Feat, ctx) -> Node:
     if bias not in (True, False, None, "auto"):
         raise a.at("bias").error(
             f"bias must be true, false or auto, got {bias!r}")
-    _check_groupnorm(a, ctx, norm, cin if order == "pre" else cout)
+    check_norm(a, ctx, norm, cin if order == "pre" else cout)
     if bias in (None, "auto"):
         bias = norm == "none"
     h, w = _spatial_out(a, feat, k, s, p, d, what="conv")
     node = ConvNode("conv", feat, feat.after((cout, h, w), k, s, d), a.loc)
     weights = cout * (cin // groups) * k[0] * k[1]
     normed = cin if order == "pre" else cout
-    node.params = weights + (cout if bias else 0) + (2 * normed if norm != "none" else 0)
+    node.params = weights + (cout if bias else 0) + norm_params(norm, normed)
     node.macs = weights * h * w
     node.weights = weights
     node.cfg = dict(k=k, s=s, p=p, d=d, groups=groups, bias=bool(bias), norm=norm, act=act,
@@ -204,18 +209,18 @@ class LinearNode(Node):
         lin = nn.Linear(self.inp.shape[0], self.out.shape[0], bias=c["bias"])
         parts = [("linear", lin)]
         if c["norm"] != "none":
-            parts.append(("norm", M.norm(c["norm"], self.out.shape[0], dims=1, **c["norm_kw"])))
+            parts.append(("norm", norm_module(c["norm"], self.out.shape[0], 1, c["norm_kw"])))
         if c["act"] != "none":
-            parts.append(("act", M.activation(c["act"])))
+            parts.append(("act", activation(c["act"])))
         return lin if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
 
 
 @op("linear", {
     "c": Arg("int", REQUIRED, doc="output features"),
     "bias": Arg("bool", True),
-    "norm": Arg("str", "none", choices=M.NORMS),
-    "act": Arg("str", "none", choices=ACTS),
-}, scalar="c")
+    "norm": Arg("str", "none", choices=NORM_NAMES),
+    "act": Arg("str", "none", choices=ACT_NAMES),
+}, scalar="c", fresh=True)
 def linear(a, feat: Feat, ctx) -> Node:
     """Fully connected layer on a flat vector."""
     if len(feat.shape) != 1:
@@ -223,11 +228,11 @@ def linear(a, feat: Feat, ctx) -> Node:
                           f"'flatten' or 'pool: global_avg' before it")
     if a.c < 1:
         raise a.at("c").error(f"linear needs at least 1 output feature, got {a.c}")
-    _check_groupnorm(a, ctx, a.norm, a.c)
+    check_norm(a, ctx, a.norm, a.c)
     fin = feat.shape[0]
     node = LinearNode("linear", feat, feat.with_shape((a.c,)), a.loc, info=f"{fin}->{a.c}")
     node.weights = fin * a.c
-    node.params = node.weights + (a.c if a.bias else 0) + (2 * a.c if a.norm != "none" else 0)
+    node.params = node.weights + (a.c if a.bias else 0) + norm_params(a.norm, a.c)
     node.macs = fin * a.c
     node.cfg = dict(bias=a.bias, norm=a.norm, act=a.act, norm_kw=ctx.norm_kw(a.norm))
     return node
@@ -248,27 +253,30 @@ def _leaf(kind, a, feat, out, factory, params=0, info=""):
     return node
 
 
-@op("norm", {"type": Arg("str", None, choices=M.NORMS)}, scalar="type")
+@op("norm", {"type": Arg("str", None, choices=NORM_NAMES)}, scalar="type", fresh=True)
 def norm(a, feat: Feat, ctx) -> Node:
     """A standalone normalization layer (e.g. DenseNet's final BN)."""
     kind = ctx.default("norm") if a.type is None else a.type
     c = feat.channels
     if kind == "none":
-        return _leaf("norm", a, feat, feat, nn.Identity)
-    _check_groupnorm(a, ctx, kind, c)
+        node = _leaf("norm", a, feat, feat, nn.Identity)
+        node.fresh = False                 # it passes its input on: no activation in place after it
+        return node
+    check_norm(a, ctx, kind, c)
     kw = ctx.norm_kw(kind)
     dims = 2 if feat.spatial else 1
-    return _leaf("norm", a, feat, feat, lambda: M.norm(kind, c, dims=dims, **kw), 2 * c, kind)
+    return _leaf("norm", a, feat, feat, lambda: norm_module(kind, c, dims, kw), norm_params(kind, c),
+                 kind)
 
 
-@op("act", {"type": Arg("str", None, choices=ACTS)}, scalar="type")
+@op("act", {"type": Arg("str", None, choices=ACT_NAMES)}, scalar="type")
 def act(a, feat: Feat, ctx) -> Node:
     """A standalone activation."""
     kind = ctx.default("act") if a.type is None else a.type
     if kind == "none":
         return _leaf("act", a, feat, feat, nn.Identity)
     node = _leaf("act", a, feat, feat, None, info=kind)
-    node.factory = lambda: M.activation(kind, inplace=getattr(node, "inplace", False))
+    node.factory = lambda: activation(kind, inplace=getattr(node, "inplace", False))
     return node
 
 
@@ -310,8 +318,8 @@ def identity(a, feat: Feat, ctx) -> Node:
 @op("se", {
     "c": Arg("int", None, doc="squeeze channels (default: input channels * ratio)"),
     "ratio": Arg("float", 0.25),
-    "act": Arg("str", "relu", choices=ACTS),
-    "gate": Arg("str", "sigmoid", choices=ACTS),
+    "act": Arg("str", "relu", choices=ACT_NAMES),
+    "gate": Arg("str", "sigmoid", choices=ACT_NAMES),
 })
 def se(a, feat: Feat, ctx) -> Node:
     """Squeeze-and-excitation with 1x1 convs (with bias) as its two FC layers."""

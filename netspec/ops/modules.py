@@ -7,35 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {
-    "relu": lambda inplace: nn.ReLU(inplace=inplace),
-    "relu6": lambda inplace: nn.ReLU6(inplace=inplace),
-    "silu": lambda inplace: nn.SiLU(inplace=inplace),
-    "swish": lambda inplace: nn.SiLU(inplace=inplace),
-    "hswish": lambda inplace: nn.Hardswish(inplace=inplace),
-    "hsigmoid": lambda inplace: nn.Hardsigmoid(inplace=inplace),
-    "sigmoid": lambda inplace: nn.Sigmoid(),
-    "tanh": lambda inplace: nn.Tanh(),
-    "gelu": lambda inplace: nn.GELU(),
-    "elu": lambda inplace: nn.ELU(inplace=inplace),
-    "leaky_relu": lambda inplace: nn.LeakyReLU(0.01, inplace=inplace),
-    "mish": lambda inplace: nn.Mish(inplace=inplace),
-}
-NORMS = ("bn", "gn", "none")
-
-
-def activation(name: str, inplace: bool = True) -> nn.Module:
-    return ACTIVATIONS[name](inplace)
-
-
-def norm(kind: str, channels: int, *, eps: float, momentum: float, groups: int = 32,
-         dims: int = 2) -> nn.Module:
-    if kind == "bn":
-        cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
-        return cls(channels, eps=eps, momentum=momentum)
-    if kind == "gn":
-        return nn.GroupNorm(groups, channels, eps=eps)
-    raise ValueError(kind)
+from .activations import activation
 
 
 class GlobalPool(nn.Module):

@@ -40,7 +40,7 @@ from ..errors import SpecError, did_you_mean
 from ..lang.choices import is_choice
 from ..lang.expr import ExprError, evaluate
 from ..lang.loader import apply_overrides, deep_merge, load_spec
-from ..lang.resolve import COMPOUND, resolve_spec
+from ..lang.network import COMPOUND, resolve_spec
 from ..lang.source import Loc, Map, load_file, located, plain
 
 SPACE_KEYS = ("doc", "spec", "overrides", "train", "constraints", "where", "emit")
