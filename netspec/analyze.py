@@ -52,7 +52,7 @@ class Report:
                 if lay.depth == depth or (lay.leaf and 0 < lay.depth < depth)]
 
     def table(self, depth: int | None = None, bytes_per_element: int = 4) -> str:
-        from .summary import format_table
+        from .table import format_table
         return format_table(self, depth, bytes_per_element)
 
     def __str__(self) -> str:

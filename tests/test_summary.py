@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import netspec
-from netspec.summary import COLUMNS, format_table, main
+from netspec.summary import main
+from netspec.table import COLUMNS, format_table
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 
