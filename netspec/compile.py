@@ -4,15 +4,16 @@ from __future__ import annotations
 from .analyze import Report, report_of
 from .blocks import included_blocks
 from .lang.loader import load_spec
-from .lang.network import NetworkNode, resolve_spec
+from .lang.network import NetworkNode, gc_paused, resolve_spec
 from .lang.source import plain
 
 
 def resolve(spec, overrides=(), *, sampler=None) -> NetworkNode:
     """Load, override and resolve a spec (a zoo name, a YAML path or a dict)."""
-    loaded = load_spec(spec, overrides)
-    net = resolve_spec(loaded, sampler=sampler, extra_blocks=included_blocks(loaded))
-    net.spec = plain(loaded)
+    with gc_paused():
+        loaded = load_spec(spec, overrides)
+        net = resolve_spec(loaded, sampler=sampler, extra_blocks=included_blocks(loaded))
+        net.spec = plain(loaded)
     return net
 
 
@@ -27,5 +28,6 @@ def build(spec, overrides=()):
 
 def analyze(spec, overrides=()) -> Report:
     """Shapes, parameters, MACs and activation sizes per layer, without allocating weights."""
-    net = resolve(spec, overrides)
-    return report_of(net, net.spec_name)
+    with gc_paused():
+        net = resolve(spec, overrides)
+        return report_of(net, net.spec_name)
