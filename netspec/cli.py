@@ -1,6 +1,7 @@
 """What every command line shares: one way to fail, and ``key=value`` arguments."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,15 @@ def user_errors() -> Iterator[None]:
         yield
     except NetspecError as e:
         fail(str(e))
+
+
+def emit(text: str) -> None:
+    """Print a page; a reader that stops early (``| head``) ends it quietly."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def parse_args(argv: list[str], usage: str, known: dict[str, object]) -> tuple[dict, list[str]]:

@@ -8,11 +8,10 @@ analyzes the spec and prints it.
 """
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 
-from .cli import user_errors
+from .cli import emit, user_errors
 from .errors import ArgumentError
 from .table import WIDTH, format_table
 
@@ -83,11 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         from .compile import analyze
         report = analyze(spec, overrides)
         text = format_table(report, depth)
-    try:
-        print(text)
-        sys.stdout.flush()
-    except BrokenPipeError:     # `netspec-summary spec=x | head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    emit(text)
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from netspec.errors import SpecError
@@ -78,9 +78,9 @@ def test_typed_configs_reject_misspelt_keys_and_wrong_types():
 
 
 def test_a_misspelt_spec_name_lists_the_zoo():
-    with pytest.raises(MissingConfigException) as err:
+    with pytest.raises(SpecError) as err:
         cfg_of("spec=mobilenet_v22")
-    assert "mobilenet_v2" in str(err.value) and "resnet50" in str(err.value)
+    assert "did you mean 'mobilenet_v2'" in str(err.value) and "resnet50" in str(err.value)
 
 
 def test_spec_fields_are_overridable_and_become_spec_overrides():

@@ -25,16 +25,37 @@ def _task(cfg: DictConfig) -> float | None:
     return best.values[0] if best is not None and best.values else None
 
 
+USAGE = """\
+usage: python -m netspec.search [space=NAME_OR_PATH] [strategy=...] [n_trials=N] [group=option ...]
+                                [key.path=value ...]
+
+Searches a space of networks (a spec with choices) with Optuna: each trial samples a network,
+checks its constraints, trains it for the budget and reports its validation accuracy. The study
+and its results (best.yaml, trials.csv, history.png) are in outputs/search/SPACE-STRATEGY/; the
+same command resumes it. Every training option applies to each trial."""
+
+
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
-    from ..cli import user_errors
+    from ..cli import emit, user_errors
     from ..train.config import config_dir, register_spec_paths
     from .runner import register_search_configs
     register_search_configs()
     args = sys.argv[1:] if argv is None else argv
     with user_errors():
         sys.argv[1:] = register_spec_paths(args)
+    if "--help" in args or "-h" in args:
+        from pathlib import Path
+
+        from ..train.app import GROUPS
+        from ..train.help import help_text
+        from .space import shipped_spaces
+        rest = [a for a in sys.argv[1:] if a not in ("--help", "-h")]
+        emit(help_text("netspec.search", USAGE, Path(config_dir()), "search",
+                        GROUPS + ["strategy", "pruner"], rest,
+                        {"space": shipped_spaces() + ["path/to/space.yaml"]}))
+        return
     hydra.main(version_base=None, config_path=config_dir(), config_name="search")(_task)()
 
 

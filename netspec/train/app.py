@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import fail, user_errors
+from ..cli import emit, fail, user_errors
 from ..compile import resolve
 from ..errors import CheckpointError, ConfigError, NonFiniteLoss, SpecError
 from ..lang.source import load_file, plain
@@ -302,10 +302,25 @@ def _task(cfg: DictConfig) -> float | None:
         return train(cfg).best_val_acc
 
 
+USAGE = """\
+usage: python -m netspec.train [spec=NAME_OR_PATH] [group=option ...] [key.path=value ...]
+       python -m netspec.train -m key=a,b ...     (a Hydra sweep: one run per combination)
+
+Trains a spec with PyTorch Lightning on the configured data (default: mobilenet_v2 on digits) and
+writes checkpoints, logs/metrics.csv and curves.png to outputs/DATE/TIME/ (or run_dir=)."""
+GROUPS = ["spec", "data", "aug", "optim", "sched", "trainer", "callbacks", "logger", "debug",
+          "experiment"]
+
+
 def main(argv: list[str] | None = None) -> None:
     import hydra
     register_configs()
     args = sys.argv[1:] if argv is None else argv
     with user_errors():
         sys.argv[1:] = register_spec_paths(args)
+    if "--help" in args or "-h" in args:
+        from .help import help_text
+        rest = [a for a in sys.argv[1:] if a not in ("--help", "-h")]
+        emit(help_text("netspec.train", USAGE, Path(config_dir()), "train", GROUPS, rest))
+        return
     hydra.main(version_base=None, config_path=config_dir(), config_name="train")(_task)()

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from hydra.core.config_store import ConfigStore
 
 from ..errors import SpecError
-from ..lang.loader import data_dir, zoo
+from ..lang.loader import data_dir, spec_path, zoo
 from ..lang.source import load_file, plain
 from .augment import AugConfig
 from .data import DataConfig
@@ -157,14 +157,54 @@ def _store_spec(name: str, path: Path) -> None:
     SPEC_SOURCES[name] = SPEC_SOURCES[str(content["name"])] = path
 
 
+def _store_zoo_spec(name: str) -> None:
+    if name not in SPEC_SOURCES:
+        _store_spec(name, data_dir("specs") / f"{name}.yaml")
+
+
+def _preset_specs() -> set[str]:
+    """The zoo specs the config files select: train.yaml's default and every experiment's."""
+    names = set()
+    conf = Path(config_dir())
+    for path in [conf / "train.yaml", *sorted((conf / "experiment").glob("*.yaml"))]:
+        for entry in (plain(load_file(path)).get("defaults") or []):
+            if isinstance(entry, dict):
+                for key, value in entry.items():
+                    if key.split()[-1].lstrip("/") == "spec" and isinstance(value, str):
+                        names.add(value)
+    return names
+
+
 def register_configs() -> None:
-    """Register the schema and every zoo spec in Hydra's ConfigStore (idempotent)."""
+    """Register the schema and the specs the config files name in Hydra's ConfigStore (idempotent).
+
+    Only those: Hydra deep-copies the whole store about 110 times while it composes a config, so
+    with all ~70 zoo specs in it every command (even --help) spent 15-20 s in copying.
+    ``register_spec_paths`` registers the specs a command line names.
+    """
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    specs = data_dir("specs")
-    for name in zoo():
-        if name not in SPEC_SOURCES:
-            _store_spec(name, specs / f"{name}.yaml")
+    for name in sorted(_preset_specs()):
+        _store_zoo_spec(name)
+
+
+def _spec_option(item: str) -> str:
+    """The registered option name of one ``spec=`` value: a zoo name, an encoded or a real path."""
+    decoded = decode_spec_name(item)
+    if decoded is not None:
+        _store_spec(item, decoded)
+        return item
+    if item.endswith((".yaml", ".yml")) or "/" in item:
+        path = Path(item)
+        if not path.is_file():
+            raise SpecError(f"spec file '{item}' does not exist", file=item)
+        name = encode_spec_path(item)
+        _store_spec(name, path)
+        return name
+    if item not in ("null", "None") and item not in SPEC_SOURCES:
+        spec_path(item)                       # a SpecError naming the zoo if it is none of its specs
+        _store_zoo_spec(item)
+    return item
 
 
 def register_spec_paths(args: list[str]) -> list[str]:
@@ -177,22 +217,11 @@ def register_spec_paths(args: list[str]) -> list[str]:
     for arg in args:
         key, eq, value = arg.partition("=")
         if eq and key.lstrip("+") == "spec":
-            names = []
-            for item in value.split(","):
-                decoded = decode_spec_name(item)
-                if decoded is not None:
-                    _store_spec(item, decoded)
-                    names.append(item)
-                elif item.endswith((".yaml", ".yml")) or "/" in item:
-                    path = Path(item)
-                    if not path.is_file():
-                        raise SpecError(f"spec file '{item}' does not exist", file=item)
-                    name = encode_spec_path(item)
-                    _store_spec(name, path)
-                    names.append(name)
-                else:
-                    names.append(item)
-            arg = f"{key}={','.join(names)}"
+            if "(" in value:           # a sweep function (choice, glob, ...): offer the whole zoo
+                for name in zoo():
+                    _store_zoo_spec(name)
+            else:
+                arg = f"{key}={','.join(_spec_option(item) for item in value.split(','))}"
         out.append(arg)
     return out
 
