@@ -74,6 +74,12 @@ class Node:
     def build(self) -> nn.Module:  # pragma: no cover - every concrete node overrides it
         raise NotImplementedError(self.kind)
 
+    def overwritable(self) -> bool:
+        """Whether the built module's output may be changed in place (a residual adds its shortcut
+        into it, as torchvision's ResNet does): a fresh tensor that its last operation does not
+        keep for the backward pass (a conv's or a norm's output; not a ReLU's, which it keeps)."""
+        return False
+
     # -- totals over the subtree -------------------------------------------------------------
     @property
     def total_params(self) -> int:
@@ -106,6 +112,9 @@ class Transparent(Node):
 
     def build(self) -> nn.Module:
         return self.children[0][1].build()
+
+    def overwritable(self) -> bool:
+        return self.children[0][1].overwritable()
 
 
 class Names:

@@ -23,6 +23,9 @@ class SeqNode(Node):
             prev = child
         return nn.Sequential(mods)
 
+    def overwritable(self) -> bool:
+        return bool(self.children) and self.children[-1][1].overwritable()
+
 
 def sequence(children: list[tuple[str, Node]], feat: Feat, loc, kind: str = "seq") -> Node:
     out = children[-1][1].out if children else feat
@@ -32,6 +35,9 @@ def sequence(children: list[tuple[str, Node]], feat: Feat, loc, kind: str = "seq
 class BranchNode(Node):
     def build(self) -> nn.Module:
         return M.Branch([c.build() for _, c in self.children], self.merge, self.split)
+
+    def overwritable(self) -> bool:   # a concat or a sum of two or more paths is a new tensor
+        return self.merge == "concat" or len(self.children) > 1 or self.children[0][1].overwritable()
 
 
 @op("branch", {
@@ -106,8 +112,13 @@ class ResidualNode(Node):
         shortcut = parts["shortcut"].build() if "shortcut" in parts else self.shortcut_module
         act = activation(self.act) if self.act != "none" else None
         pre = parts["pre"].build() if "pre" in parts else None
+        body_out = parts["body"].overwritable() or self.drop_path > 0 or self.scale != 1.0
         return M.Residual(body, shortcut, act, self.drop_path, self.scale,
-                          shortcut_first=self.shortcut_first, pre=pre, identity=self.identity)
+                          shortcut_first=self.shortcut_first, pre=pre, identity=self.identity,
+                          add_in_place=body_out)
+
+    def overwritable(self) -> bool:
+        return self.act == "none"
 
 
 SHORTCUTS = ("auto", "identity", "projection", "optional", "pad", "none")
@@ -219,6 +230,9 @@ def _drop_path(a, ctx, node) -> float:
 class DenseNode(Node):
     def build(self) -> nn.Module:
         return M.Dense([c.build() for _, c in self.children])
+
+    def overwritable(self) -> bool:
+        return True                     # a concatenation
 
 
 @op("dense", {

@@ -78,6 +78,9 @@ class ConvNode(Node):
                 parts.append(("act", activation(c["act"])))
         return conv if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
 
+    def overwritable(self) -> bool:
+        return self.cfg["act"] == "none" or self.cfg["order"] == "pre"   # ends in a conv or norm
+
 
 @op("conv", {
     "c": Arg("int", None, doc="output channels (default: same as input)"),
@@ -214,6 +217,9 @@ class LinearNode(Node):
             parts.append(("act", activation(c["act"])))
         return lin if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
 
+    def overwritable(self) -> bool:
+        return self.cfg["act"] == "none"
+
 
 @op("linear", {
     "c": Arg("int", REQUIRED, doc="output features"),
@@ -243,13 +249,19 @@ def linear(a, feat: Feat, ctx) -> Node:
 class ModuleNode(Node):
     """A leaf whose module is made by a stored factory."""
 
+    fresh_output = False          # see Node.overwritable
+
     def build(self) -> nn.Module:
         return self.factory()
 
+    def overwritable(self) -> bool:
+        return self.fresh_output
 
-def _leaf(kind, a, feat, out, factory, params=0, info=""):
+
+def _leaf(kind, a, feat, out, factory, params=0, info="", overwritable=False):
     node = ModuleNode(kind, feat, out, a.loc, params=params, info=info)
     node.factory = factory
+    node.fresh_output = overwritable
     return node
 
 
@@ -266,7 +278,7 @@ def norm(a, feat: Feat, ctx) -> Node:
     kw = ctx.norm_kw(kind)
     dims = 2 if feat.spatial else 1
     return _leaf("norm", a, feat, feat, lambda: norm_module(kind, c, dims, kw), norm_params(kind, c),
-                 kind)
+                 kind, overwritable=True)
 
 
 @op("act", {"type": Arg("str", None, choices=ACT_NAMES)}, scalar="type")
@@ -330,7 +342,7 @@ def se(a, feat: Feat, ctx) -> Node:
         raise a.at("c").error(f"se needs at least 1 squeeze channel, got {sq}")
     act_kind = _act_kind(a, ctx)
     node = _leaf("se", a, feat, feat, lambda: M.SqueezeExcite(c, sq, act_kind, a.gate),
-                 params=2 * c * sq + sq + c, info=f"{c}->{sq}->{c}")
+                 params=2 * c * sq + sq + c, info=f"{c}->{sq}->{c}", overwritable=True)
     node.macs = node.weights = 2 * c * sq
     return node
 
