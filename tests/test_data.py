@@ -240,12 +240,12 @@ def test_cifar_archive_is_unpacked(tmp_path):
 
 
 def test_splits_too_big_to_keep_are_transformed_per_batch(tmp_path, monkeypatch):
-    import netspec.train.data as data
+    import netspec.train.data.datasets as datasets
 
     write_cifar10(tmp_path)
     cfg = dict(name="cifar10", root=str(tmp_path), batch_size=5, size=20, channels=1)
     kept = setup_dm(cfg)
-    monkeypatch.setattr(data, "MATERIALIZE_BYTES", 0)
+    monkeypatch.setattr(datasets, "MATERIALIZE_BYTES", 0)
     batched = setup_dm(cfg)
     assert type(batched.val_dataset) is not type(kept.val_dataset)
     assert torch.allclose(all_x(batched.val_dataloader()), all_x(kept.val_dataloader()), atol=1e-5)
