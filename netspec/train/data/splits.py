@@ -15,13 +15,15 @@ def stratified_split(targets: torch.Tensor, fraction: float, seed: int):
     classes, counts = np.unique(y, return_counts=True)
     # sklearn refuses a class of one sample, or fewer val (or train) samples than classes: a
     # lone sample can only be trained on, and the val count is raised to one sample per class
-    pool = np.flatnonzero(np.isin(y, classes[counts >= 2]))
+    pairs = np.isin(y, classes[counts >= 2])
+    pool, alone = np.flatnonzero(pairs), np.flatnonzero(~pairs)
     k = int((counts >= 2).sum())
     if fraction <= 0 or k == 0:
         return torch.arange(len(y)), torch.zeros(0, dtype=torch.long)
     n_val = min(max(int(round(len(pool) * fraction)), k), len(pool) - k)
     train, val = train_test_split(pool, test_size=n_val, stratify=y[pool], random_state=seed)
     train, val = _one_each_side(y, list(train), list(val))
+    train += alone.tolist()
     return (torch.from_numpy(np.sort(np.asarray(train, dtype=np.int64))),
             torch.from_numpy(np.sort(np.asarray(val, dtype=np.int64))))
 
