@@ -178,6 +178,7 @@ def split_of(counts: list[int], fraction: float, seed: int):
 
 
 @pytest.mark.parametrize("counts,fraction", [([500, 500, 2], 0.2),       # a small class among big
+                                             ([500, 500, 2], 0.8),
                                              ([3] * 10, 0.1),            # fewer val than classes
                                              ([40, 1, 40, 2], 0.5)])     # a class of one sample
 def test_split_keeps_every_class_on_both_sides(counts, fraction):
