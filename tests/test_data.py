@@ -19,7 +19,17 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from netspec.train.augment import AugConfig, BatchAugment, build_transforms
-from netspec.train.data import DataConfig, DataError, make_datamodule, stratified_split
+from netspec.train.data import (
+    NAMES,
+    SOURCES,
+    Arrays,
+    DataConfig,
+    DataError,
+    Raw,
+    make_datamodule,
+    source,
+    stratified_split,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -160,6 +170,39 @@ def test_digits_split_is_stratified_and_seeded():
     assert torch.bincount(va_y, minlength=10).min() >= 30             # stratified: ~36 per class
 
 
+def split_of(counts: list[int], fraction: float, seed: int):
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    tr, va = stratified_split(y, fraction, seed)
+    assert sorted(tr.tolist() + va.tolist()) == list(range(len(y)))     # a partition
+    return y, tr, va
+
+
+@pytest.mark.parametrize("counts,fraction", [([500, 500, 2], 0.2),       # a small class among big
+                                             ([500, 500, 2], 0.8),
+                                             ([3] * 10, 0.1),            # fewer val than classes
+                                             ([40, 1, 40, 2], 0.5)])     # a class of one sample
+def test_split_keeps_every_class_on_both_sides(counts, fraction):
+    for seed in range(20):
+        y, tr, va = split_of(counts, fraction, seed)
+        for c, n in enumerate(counts):
+            on_val = int((y[va] == c).sum())
+            if n >= 2:
+                assert on_val >= 1 and n - on_val >= 1, (seed, c, on_val)
+            else:
+                assert on_val == 0                      # a lone sample can only be trained on
+        big = [c for c, n in enumerate(counts) if n >= 20]
+        for c in big:
+            assert abs(int((y[va] == c).sum()) - fraction * counts[c]) <= 1
+
+
+def test_split_is_seeded_and_fraction_zero_holds_nothing_out():
+    y, tr, va = split_of([30, 20, 5], 0.3, seed=7)
+    assert all(torch.equal(a, b) for a, b in zip((tr, va), split_of([30, 20, 5], 0.3, seed=7)[1:]))
+    assert not torch.equal(va, split_of([30, 20, 5], 0.3, seed=8)[2])
+    y, tr, va = split_of([30, 20, 5], 0.0, seed=0)
+    assert len(va) == 0 and len(tr) == 55
+
+
 def test_fake_is_deterministic_by_seed():
     cfg = dict(name="fake", num_samples=40, num_classes=4, image_size=12, image_channels=3,
                batch_size=8)
@@ -240,12 +283,12 @@ def test_cifar_archive_is_unpacked(tmp_path):
 
 
 def test_splits_too_big_to_keep_are_transformed_per_batch(tmp_path, monkeypatch):
-    import netspec.train.data as data
+    import netspec.train.data.datasets as datasets
 
     write_cifar10(tmp_path)
     cfg = dict(name="cifar10", root=str(tmp_path), batch_size=5, size=20, channels=1)
     kept = setup_dm(cfg)
-    monkeypatch.setattr(data, "MATERIALIZE_BYTES", 0)
+    monkeypatch.setattr(datasets, "MATERIALIZE_BYTES", 0)
     batched = setup_dm(cfg)
     assert type(batched.val_dataset) is not type(kept.val_dataset)
     assert torch.allclose(all_x(batched.val_dataloader()), all_x(kept.val_dataloader()), atol=1e-5)
@@ -275,6 +318,19 @@ def test_imagefolder(tmp_path):
     train = torch.stack([x for x, _ in dm.train_dataset])           # normalized on the train split
     assert torch.allclose(train.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(train.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-2)
+
+
+def test_imagefolder_finds_images_below_classes_and_skips_hidden_ones(tmp_path):
+    write_folder(tmp_path, classes=("a", "b"), n=3, h=6, w=6)
+    write_png(tmp_path / "a" / "deeper" / "x.png", 6, 6)          # images are found recursively
+    write_png(tmp_path / "a" / ".hidden.png", 6, 6)
+    write_png(tmp_path / "b" / ".cache" / "y.png", 6, 6)
+    write_png(tmp_path / ".ipynb_checkpoints" / "z.png", 6, 6)     # not a class
+    (tmp_path / "b" / "c.PNG").write_bytes((tmp_path / "b" / "0.png").read_bytes())   # any case
+    dm = setup_dm(dict(name="imagefolder", root=str(tmp_path), val_fraction=0.5, batch_size=2))
+    assert dm.classes == ["a", "b"]
+    val_y = torch.cat([y for _, y in dm.val_dataloader()])
+    assert (torch.tensor(dm.class_counts) + torch.bincount(val_y, minlength=2)).tolist() == [4, 4]
 
 
 def test_imagefolder_splits_gray_and_workers(tmp_path):
@@ -444,8 +500,10 @@ def test_root_does_not_exist(tmp_path):
     msg = raises(dict(name="mnist", root=str(missing)), str(missing), "does not exist",
                  "data.root=", "data.download=true")
     assert "\n" not in msg
-    raises(dict(name="imagefolder", root=str(missing)), "does not exist", "data.root=")
+    msg = raises(dict(name="imagefolder", root=str(missing)), "does not exist", "data.root=")
+    assert "download" not in msg                          # nothing to download for a folder
     raises(dict(name="cifar10", root=""), "data.root is not set")
+    raises(dict(name="imagefolder", root="???"), "data.root is not set")
 
 
 def test_dataset_missing_from_root(tmp_path):
@@ -496,6 +554,22 @@ def test_corrupt_files(tmp_path):
     write_cifar100(tmp_path)
     write_pickle(tmp_path / "cifar-100-python" / "train", {"data": np.zeros((2, 5), np.uint8)})
     raises(dict(name="cifar100", root=str(tmp_path)), "not a cifar100 batch")
+
+
+def test_corrupt_gzip_is_a_data_error_and_leaves_nothing_behind(tmp_path):
+    write_mnist(tmp_path, compress=True)
+    raw = tmp_path / "MNIST" / "raw"
+    good = (raw / "t10k-images-idx3-ubyte.gz").read_bytes()
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(good[:len(good) // 2])       # truncated
+    raises(dict(name="mnist", root=str(tmp_path)), "cannot decompress",
+           str(raw / "t10k-images-idx3-ubyte.gz"))
+    assert not (raw / "t10k-images-idx3-ubyte").exists()
+    assert sorted(p.name for p in raw.iterdir() if not p.name.endswith(".gz")) == [
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]        # decompressed before it
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not gzip at all")
+    raises(dict(name="mnist", root=str(tmp_path)), "cannot decompress")
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(good)                       # repaired
+    assert len(setup_dm(dict(name="mnist", root=str(tmp_path))).test_dataset) == 20
 
 
 class _Evil:
@@ -553,6 +627,8 @@ def test_bad_config():
            "data.val_fraction=0.2")
     raises(dict(name="digits", batch_size=0), "data.batch_size=0")
     raises(dict(name="digits", channels=2), "data.channels=2")
+    raises(dict(name="fake", num_samples=1), "data.num_samples=1", "at least 2")   # the source's
+    raises(dict(name="fake", image_channels=2), "data.image_channels=2")
     raises(dict(name="digits"), "aug.hflip=1.5", "probability", aug=dict(hflip=1.5))
     raises(dict(name="digits"), "aug.rotation=-1", aug=dict(rotation=-1))
     with pytest.raises(DataError, match="did you mean 'batch_size'"):
@@ -560,3 +636,62 @@ def test_bad_config():
         dm.setup()
     with pytest.raises(DataError, match="1 or 3 channels"):
         make_datamodule(DataConfig(), AugConfig(), channels=4).setup()
+
+
+
+# -- a data source of one's own: one decorated loader -----------------------------------------
+@pytest.fixture
+def stripes():
+    """``stripes``: 8x8 images of horizontal (class 0) or vertical (class 1) stripes."""
+    @source("stripes")
+    def load_stripes(cfg, root):
+        g = torch.Generator().manual_seed(cfg.seed)
+        n = 96
+        targets = torch.arange(n) % 2
+        phase = torch.randint(0, 2, (n, 1, 1), generator=g)
+        rows = ((torch.arange(8).view(1, 8, 1) + phase) % 2).expand(n, 8, 8)
+        images = torch.where(targets.view(n, 1, 1) == 0, rows, rows.transpose(1, 2))
+        images = (images * 200 + torch.randint(0, 56, (n, 8, 8), generator=g)).to(torch.uint8)
+        return Raw(Arrays(images.unsqueeze(1).contiguous(), targets), None, None,
+                   ["horizontal", "vertical"], 1, (8, 8))
+
+    yield load_stripes
+    SOURCES.pop("stripes", None)
+
+
+def test_a_registered_source_is_a_data_set(stripes):
+    assert "stripes" in NAMES and NAMES[-1] == "stripes"
+    dm = setup_dm(dict(name="stripes", batch_size=8, val_fraction=0.25))
+    assert (dm.classes, dm.channels, dm.size) == (["horizontal", "vertical"], 1, (8, 8))
+    assert (len(dm.train_dataset), len(dm.val_dataset), dm.class_counts) == (72, 24, [36, 36])
+    assert first(dm.train_dataloader())[0].shape == (8, 1, 8, 8)
+    train = torch.cat([x for x, _ in dm.train_dataset])              # normalized on its own stats
+    assert abs(train.mean().item()) < 1e-3 and abs(train.std().item() - 1) < 1e-2
+    raises(dict(name="stripe"), "data.name 'stripe'", "did you mean 'stripes'", "stripes")
+    with pytest.raises(ValueError, match="'stripes' is registered twice"):
+        source("stripes")(stripes)
+    del SOURCES["stripes"]                                 # the names are the registry's, live
+    assert "stripes" not in NAMES
+    raises(dict(name="stripes"), "data.name 'stripes' is not a data set")
+
+
+def test_a_registered_source_trains(stripes, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from netspec.train.app import train
+    from netspec.train.config import config_dir, register_configs, register_spec_paths
+
+    register_configs()
+    spec = tmp_path / "tiny.yaml"                      # input and classes follow the data
+    spec.write_text("input: {channels: 3, size: 5}\nnum_classes: 10\ndefaults: {norm: bn, act: relu}\n"
+                    "stem: [conv: {c: 8, k: 3}]\nstages: [conv: {c: 8, s: 2}]\n"
+                    "head: [pool: global_avg, linear: {c: num_classes}]\n")
+    overrides = [f"spec={spec}", "data.name=stripes", "data.size=null", "data.batch_size=16",
+                 "aug=none", "callbacks=minimal", "logger=csv", "trainer.max_epochs=4",
+                 "trainer.enable_model_summary=false", "optim.lr=0.01", "sched=cosine",
+                 "sched.warmup_epochs=0", f"run_dir={tmp_path / 'run'}"]
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        result = train(compose("train", overrides=register_spec_paths(overrides)))
+    assert result.spec["num_classes"] == 2 and result.spec["input"]["size"] == [8, 8]
+    assert result.spec["input"]["channels"] == 1
+    assert result.best_val_acc > 0.9, result.best_val_acc    # the stripes are learnt: chance is 0.5
