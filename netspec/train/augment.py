@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
 
@@ -55,11 +56,12 @@ def check_aug(aug) -> None:
             raise ValueError(f"aug.{key}={_get(aug, key)} must not be negative")
 
 
-def _hw(size) -> tuple[int, int] | None:
+def hw(size) -> tuple[int, int] | None:
+    """A size as (height, width): an int (numpy's too) or a pair; None stays None."""
     if size is None:
         return None
-    if isinstance(size, int):
-        return (size, size)
+    if isinstance(size, (int, np.integer)):
+        return (int(size), int(size))
     h, w = size
     return (int(h), int(w))
 
@@ -79,7 +81,7 @@ def build_transforms(
     :class:`AugConfig` (or a mapping with its keys); it only applies when ``train`` is true.
     """
     check_aug(aug)
-    hw = _hw(size)
+    out_hw = hw(size)
     random = train and not is_identity(aug)
     steps: list = [v2.ToImage()]
     if channels == 1:
@@ -90,18 +92,18 @@ def build_transforms(
         raise ValueError(f"channels={channels}: only 1 and 3 channel images can be converted")
 
     if random and _get(aug, "resized_crop"):
-        if hw is None:
+        if out_hw is None:
             raise ValueError("aug.resized_crop needs a target size")
-        steps.append(v2.RandomResizedCrop(hw, antialias=True))
-    elif hw is not None:
-        steps.append(v2.Resize(hw, interpolation=v2.InterpolationMode.BILINEAR, antialias=True))
+        steps.append(v2.RandomResizedCrop(out_hw, antialias=True))
+    elif out_hw is not None:
+        steps.append(v2.Resize(out_hw, interpolation=v2.InterpolationMode.BILINEAR, antialias=True))
 
     if random:
         pad = int(_get(aug, "crop_padding"))
         if pad > 0:
-            if hw is None:
+            if out_hw is None:
                 raise ValueError("aug.crop_padding needs a target size")
-            steps.append(v2.RandomCrop(hw, padding=pad, fill=0))
+            steps.append(v2.RandomCrop(out_hw, padding=pad, fill=0))
         if _get(aug, "hflip") > 0:
             steps.append(v2.RandomHorizontalFlip(p=float(_get(aug, "hflip"))))
         if _get(aug, "rotation") > 0:

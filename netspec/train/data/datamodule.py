@@ -3,29 +3,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from ...errors import DataError
 from ...threads import one_thread
-from ..augment import AugConfig, build_transforms
+from ..augment import AugConfig, build_transforms, hw
 from .config import DataConfig, as_dataclass, check_config
 from .datasets import convert_stats, mean_std, split_dataset
 from .raw import Raw
 from .registry import SOURCES
 from .roots import resolve_root
 from .splits import stratified_split
-
-
-def _hw(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)):
-        return (int(size), int(size))
-    h, w = size
-    return (int(h), int(w))
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -116,7 +106,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.num_classes = len(raw.classes)
         self.natural_channels, self.natural_size = raw.channels, raw.size
         self.channels = int(self._channels_override or self.cfg.channels or raw.channels)
-        self.size = _hw(self._size_override) or _hw(self.cfg.size) or raw.size
+        self.size = hw(self._size_override) or hw(self.cfg.size) or raw.size
         if self.size is None:
             raise DataError(f"the images under data.root '{root}' differ in size; set "
                             f"data.size=<pixels> to resize them all to one size")
