@@ -5,6 +5,8 @@
     order alternates every repetition), median of N repetitions. Goal: ratio <= 1.00.
 (b) ``netspec.analyze`` on every zoo spec (at its default size) against FlopCounterMode on the
     torchvision models named by the specs' ``reference:`` key. Goal: the zoo in under 2 s.
+(c) The resolve pass's scale: ``netspec.analyze`` of a spec of 600, 6,000 and 19,990 stage rows
+    (the last at the layer limit). Goal: linear time, the same time per row at every size.
 
     python bench/bench_compile.py            # the full run, about 2-3 minutes on 2 CPU cores
     python bench/bench_compile.py --quick    # a smoke run (small input, few repetitions)
@@ -177,6 +179,34 @@ def bench_analysis(quick: bool) -> None:
           f"{t_real:.3f} s; ratio {t_ours / t_real:.4f}")
 
 
+# -- (c) scale of the resolve pass ------------------------------------------------------------
+
+def rows_spec(n: int) -> dict:
+    return {"input": {"channels": 3, "size": 8}, "num_classes": 10,
+            "stages": [{"conv": {"c": 8, "k": 3}} for _ in range(n)],
+            "head": [{"pool": "global_avg"}, {"linear": {"c": 10}}]}
+
+
+def bench_scale(quick: bool) -> None:
+    sizes = (600, 6000) if quick else (600, 6000, 19_990)
+    netspec.analyze(rows_spec(10))
+    print("\n(c) resolve scale: netspec.analyze of a spec of N conv stage rows (process CPU time, "
+          "best of 3)")
+    per_row = {}
+    for n in sizes:
+        spec = rows_spec(n)
+        best = float("inf")
+        for _ in range(3):
+            t = time.process_time()
+            netspec.analyze(spec)
+            best = min(best, time.process_time() - t)
+        per_row[n] = best / n
+        print(f"    {n:>6} rows   {best:7.3f} s   {best / n * 1e6:6.1f} us per row")
+    growth = per_row[sizes[-1]] / per_row[sizes[0]]
+    print(f"    time per row at {sizes[-1]:,} rows over at {sizes[0]}: {growth:.2f}  "
+          f"(goal: linear, about 1; a scan of all earlier rows would grow it {sizes[-1] // sizes[0]}x)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny input, 2 repetitions")
@@ -224,6 +254,7 @@ def main(argv=None) -> int:
           f"(wall {results[worst][0]:.3f})")
 
     bench_analysis(args.quick)
+    bench_scale(args.quick)
     print(f"\ntotal bench time {time.perf_counter() - start:.0f} s, load average at the end "
           f"{os.getloadavg()[0]:.1f}")
     return 0

@@ -11,10 +11,10 @@ if "torch" not in _sys.modules:
 from .analyze import Layer, Report  # noqa: E402
 from .blocks import register_block
 from .compile import analyze, build, resolve
-from .errors import SpecError
+from .errors import NetspecError, SpecError
 from .lang.loader import zoo
 from .weights import port_weights
 
 __all__ = ["build", "analyze", "resolve", "port_weights", "zoo", "register_block", "SpecError",
-           "Report", "Layer"]
+           "NetspecError", "Report", "Layer"]
 __version__ = "0.1.0"

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .cli import fail, parse_args, user_errors
+from .plugins import load_plugins
 
 USAGE = """usage: python -m netspec.eval ckpt_path=PATH [split=test|val] [out=DIR] [data.KEY=VALUE ...]
 
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     if opts["split"] not in ("test", "val"):
         fail(f"split must be test or val, got '{opts['split']}'")
     with user_errors():
+        load_plugins()
         r = evaluate(opts["ckpt_path"], opts["split"], opts["out"], rest)
     acc5 = r.get("test/acc_top5")
     print(f"{r['split']}: acc {r['test/acc']:.4f}" + (f"  top-5 {acc5:.4f}" if acc5 else "")

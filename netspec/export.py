@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from .cli import fail, parse_args, user_errors
+from .plugins import load_plugins
 
 FORMATS = ("onnx", "torchscript", "pt2")
 USAGE = f"""usage: python -m netspec.export ckpt_path=PATH [format={'|'.join(FORMATS)}] [out=FILE] [batch=1]
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     if opts["format"] not in FORMATS:
         fail(f"format must be one of {', '.join(FORMATS)}, got '{opts['format']}'")
     with user_errors():
+        load_plugins()
         r = export(opts["ckpt_path"], opts["format"], opts["out"], int(opts["batch"]))
     check = ("not checked (install onnxruntime to check it)" if r["max_abs_diff"] is None
              else f"max |diff| against PyTorch {r['max_abs_diff']:.2e}")

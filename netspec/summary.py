@@ -13,6 +13,7 @@ import textwrap
 
 from .cli import emit, user_errors
 from .errors import ArgumentError
+from .plugins import load_plugins
 from .table import WIDTH, format_table
 
 USAGE = """\
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(_usage())
         return 0
     with user_errors():
+        load_plugins()
         spec, overrides, depth = parse_args(argv)
         from .compile import analyze
         report = analyze(spec, overrides)

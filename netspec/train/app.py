@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..cli import emit, fail, user_errors
 from ..compile import resolve
+from ..plugins import load_plugins
 from ..errors import CheckpointError, ConfigError, NonFiniteLoss, SpecError
 from ..lang.source import load_file, plain
 from .config import SPEC_SOURCES, config_dir, register_configs, register_spec_paths
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     register_configs()
     args = sys.argv[1:] if argv is None else argv
     with user_errors():
+        load_plugins()
         sys.argv[1:] = register_spec_paths(args)
     if "--help" in args or "-h" in args:
         from .help import help_text
