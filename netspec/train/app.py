@@ -12,9 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..cli import emit, fail, user_errors
 from ..compile import resolve
-from ..plugins import load_plugins
 from ..errors import CheckpointError, ConfigError, NonFiniteLoss, SpecError
 from ..lang.source import load_file, plain
+from ..plugins import load_plugins
 from .config import SPEC_SOURCES, config_dir, register_configs, register_spec_paths
 from .data import make_datamodule
 from .module import SpecClassifier
