@@ -171,8 +171,20 @@ def residual(a, feat: Feat, ctx) -> Node:
     node.shortcut_first = a.shortcut_first
     node.identity = sc == "identity"
     node.drop_path = _drop_path(a, ctx, node)
+    _shortcut(a, ctx, node, sc, feat, start, body, pre is not None)
+    if a.shortcut_first:
+        node.children.reverse()          # the report lists layers in the module's order
+    if pre is not None:
+        node.children.insert(0, ("pre", pre))
+        node.info += " from pre" if sc != "identity" else ""
+    return node
+
+
+def _shortcut(a, ctx, node, sc: str, feat: Feat, start: Feat, body: Node, after_pre: bool):
+    """The shortcut's node (a child of ``node``) or module, checked against the body's output."""
+    bshape = body.out.shape
     if sc == "identity":
-        if bshape != ishape:
+        if bshape != feat.shape:
             raise a.loc.error(f"residual branches disagree: the body gives "
                               f"{body.out.describe()} but the identity shortcut gives "
                               f"{feat.describe()}; use shortcut: projection (or auto)")
@@ -180,7 +192,7 @@ def residual(a, feat: Feat, ctx) -> Node:
         stride = _stride_between(a, start, body.out)
         if sc == "projection":
             proj = {"conv": {"c": bshape[0], "k": 1, "s": stride, "act": "none"}}
-            if pre is not None:     # after a pre-activation: a bare conv, as the body's last
+            if after_pre:           # after a pre-activation: a bare conv, as the body's last
                 proj["conv"].update(norm="none", bias=False)
             node.children.append(("shortcut", ctx.resolve(proj, start, a.at("shortcut"))))
         else:
@@ -196,12 +208,6 @@ def residual(a, feat: Feat, ctx) -> Node:
                               f"{body.out.describe()} but the shortcut gives "
                               f"{path.out.describe()}")
         node.children.append(("shortcut", path))
-    if a.shortcut_first:
-        node.children.reverse()          # the report lists layers in the module's order
-    if pre is not None:
-        node.children.insert(0, ("pre", pre))
-        node.info += " from pre" if sc != "identity" else ""
-    return node
 
 
 def _stride_between(a, feat: Feat, out: Feat) -> int:

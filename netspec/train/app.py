@@ -113,48 +113,17 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
     out.mkdir(parents=True, exist_ok=True)
     cfg_spec = OmegaConf.to_container(cfg.spec, resolve=True)
     path, overrides = spec_source(cfg_spec)
-
     dm = data_for(cfg, cfg_spec, overrides)
-    if _fixed(overrides, "num_classes") and int(cfg_spec["num_classes"]) != dm.num_classes:
-        raise ConfigError(f"spec.num_classes={cfg_spec['num_classes']} disagrees with the data: "
-                          f"{cfg.data.name} has {dm.num_classes} classes; drop the override "
-                          f"(the spec follows the data) or choose other data")
-    data_over = [f"num_classes={dm.num_classes}", f"input.channels={dm.channels}",
-                 f"input.size=[{dm.size[0]}, {dm.size[1]}]"]
-    try:
-        net = resolve(path, [*overrides, *data_over])
-    except SpecError as e:
-        raise SpecError(f"{e.reason} (with the data's {dm.channels}x{dm.size[0]}x{dm.size[1]} "
-                        f"images and {dm.num_classes} classes)", file=e.file, line=e.line,
-                        path=e.path) from None
-
-    weights = None
-    if cfg.loss.class_weights:
-        counts = dm.class_counts
-        total, k = sum(counts), len(counts)
-        weights = [total / (k * c) if c else 0.0 for c in counts]  # inverse frequency
+    net = _network(cfg, cfg_spec, path, overrides, dm)
     module = SpecClassifier(net.spec, OmegaConf.to_container(cfg.optim),
                             OmegaConf.to_container(cfg.sched), OmegaConf.to_container(cfg.loss),
-                            weights, cfg.channels_last, cfg.compile,
+                            _class_weights(cfg, dm), cfg.channels_last, cfg.compile,
                             OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.aug))
     callbacks = _transfer(cfg, module, path, overrides) + _callbacks(cfg, out) + list(extra_callbacks)
     logger = _logger(cfg, out)
     if cfg.ckpt_path:
         _check_resume(cfg.ckpt_path, net.spec)
-    flags = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
-    # (set in flags, not beside them: trainer.enable_progress_bar=false must not be passed twice)
-    flags["enable_progress_bar"] = (cfg.callbacks.progress_bar != "none"
-                                    and flags.get("enable_progress_bar", True))
-    # callbacks.checkpoint=false: no checkpoints at all, not Lightning's default ModelCheckpoint
-    flags.setdefault("enable_checkpointing", bool(cfg.callbacks.checkpoint))
-    trainer = pl.Trainer(**flags, logger=logger, callbacks=callbacks, default_root_dir=str(out))
-    if flags.get("sync_batchnorm") and isinstance(trainer.strategy, pl.strategies.DDPStrategy) \
-            and not isinstance(trainer.accelerator, pl.accelerators.CUDAAccelerator):
-        # torch's DDP refuses SyncBatchNorm on other devices, from inside every launched rank
-        raise ConfigError(f"trainer.sync_batchnorm=true needs CUDA GPUs (torch's SyncBatchNorm "
-                          f"works only with GPU modules), but the trainer runs on "
-                          f"{type(trainer.accelerator).__name__.removesuffix('Accelerator')}; "
-                          f"set trainer.sync_batchnorm=false")
+    trainer = _trainer(cfg, out, logger, callbacks)
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     except NonFiniteLoss as e:
@@ -169,6 +138,48 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
     if trainer.is_global_zero:
         _finish(cfg, result, logger)
     return result
+
+
+def _network(cfg, cfg_spec: dict, path: Path, overrides: list[str], dm):
+    """The spec resolved with the data's channels, size and classes (unless the user fixed them)."""
+    if _fixed(overrides, "num_classes") and int(cfg_spec["num_classes"]) != dm.num_classes:
+        raise ConfigError(f"spec.num_classes={cfg_spec['num_classes']} disagrees with the data: "
+                          f"{cfg.data.name} has {dm.num_classes} classes; drop the override "
+                          f"(the spec follows the data) or choose other data")
+    data_over = [f"num_classes={dm.num_classes}", f"input.channels={dm.channels}",
+                 f"input.size=[{dm.size[0]}, {dm.size[1]}]"]
+    try:
+        return resolve(path, [*overrides, *data_over])
+    except SpecError as e:
+        raise SpecError(f"{e.reason} (with the data's {dm.channels}x{dm.size[0]}x{dm.size[1]} "
+                        f"images and {dm.num_classes} classes)", file=e.file, line=e.line,
+                        path=e.path) from None
+
+
+def _class_weights(cfg, dm) -> list[float] | None:
+    if not cfg.loss.class_weights:
+        return None
+    counts = dm.class_counts
+    total, k = sum(counts), len(counts)
+    return [total / (k * c) if c else 0.0 for c in counts]  # inverse frequency
+
+
+def _trainer(cfg, out: Path, logger, callbacks) -> pl.Trainer:
+    flags = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    # (set in flags, not beside them: trainer.enable_progress_bar=false must not be passed twice)
+    flags["enable_progress_bar"] = (cfg.callbacks.progress_bar != "none"
+                                    and flags.get("enable_progress_bar", True))
+    # callbacks.checkpoint=false: no checkpoints at all, not Lightning's default ModelCheckpoint
+    flags.setdefault("enable_checkpointing", bool(cfg.callbacks.checkpoint))
+    trainer = pl.Trainer(**flags, logger=logger, callbacks=callbacks, default_root_dir=str(out))
+    if flags.get("sync_batchnorm") and isinstance(trainer.strategy, pl.strategies.DDPStrategy) \
+            and not isinstance(trainer.accelerator, pl.accelerators.CUDAAccelerator):
+        # torch's DDP refuses SyncBatchNorm on other devices, from inside every launched rank
+        raise ConfigError(f"trainer.sync_batchnorm=true needs CUDA GPUs (torch's SyncBatchNorm "
+                          f"works only with GPU modules), but the trainer runs on "
+                          f"{type(trainer.accelerator).__name__.removesuffix('Accelerator')}; "
+                          f"set trainer.sync_batchnorm=false")
+    return trainer
 
 
 def _checkpoint_cb(trainer):
