@@ -14,7 +14,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Parity:
     """The spec equals a live reference: params and MACs at the spec's input and at ``size``,
-    eval logits at ``size`` after port_weights into the randomised reference (parity.check_parity)."""
+    eval logits at ``size`` after port_weights from the randomised reference (parity.check_parity)."""
     spec: str
     reference: str                  # "torchvision.resnet50", "timm.seresnet50": what the table names
     size: int                       # input size of the logits comparison
@@ -123,7 +123,7 @@ PARITY = [
     _timm("xception", 64, INCEPTION_T, name="legacy_xception"),
     # test_zoo_nasnet.py: timm pads its stride-2 average pools unlike TF (see the test)
     _timm("nasnetalarge", 35, "test_zoo_nasnet.py::test_nasnetalarge_logits",
-          variant="avg pools as TF's", slow=True),
+          variant="avg pools as in TF", slow=True),
     # test_zoo_residual.py
     *[_tv(name, 32, RESIDUAL_T) for name in (
         "resnet18", "resnet34", "resnet101", "resnet152", "resnext50_32x4d",
