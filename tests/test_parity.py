@@ -1,34 +1,17 @@
-"""The hardest network of each family against torchvision: params, MACs and logits."""
+"""The hardest network of each family against torchvision: params, MACs and logits; and the
+helper every parity test uses, seen to refuse what cannot prove a port."""
 import pytest
+import torch
 import torchvision.models as tv
-from parity import check_parity, count_params, reference_macs
+import zoo_proofs
+from parity import assert_logits_match, check_parity, count_params, randomize
 
 import netspec
 
-# spec -> (reference constructor, smallest comfortable test input size)
-HARDEST = {
-    "resnet50": (lambda: tv.resnet50(), 64),
-    "googlenet": (lambda: tv.googlenet(aux_logits=False, init_weights=True), 64),
-    "densenet121": (lambda: tv.densenet121(), 64),
-    "mobilenet_v2": (lambda: tv.mobilenet_v2(), 64),
-    "efficientnet_b0": (lambda: tv.efficientnet_b0(), 64),
-    "squeezenet1_0": (lambda: tv.squeezenet1_0(), 64),
-}
 
-
-@pytest.mark.parametrize("name", sorted(HARDEST))
-def test_parity_with_torchvision(name):
-    factory, size = HARDEST[name]
-    check_parity(name, factory(), size)
-
-
-@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "efficientnet_b0"])
-def test_macs_at_full_resolution(name):
-    """MACs at the spec's own 224x224 agree with FlopCounterMode, not only at test sizes."""
-    report = netspec.analyze(name)
-    assert report.input_shape == (3, 224, 224)
-    ref = HARDEST[name][0]().eval()
-    assert abs(report.macs - reference_macs(ref, (3, 224, 224))) <= 0.005 * report.macs
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_parity.py::test_parity_with_torchvision"))
+def test_parity_with_torchvision(proof):
+    check_parity(proof.spec, proof.make, proof.size, proof.overrides)
 
 
 @pytest.mark.parametrize("width", [0.5, 0.75, 1.0, 1.4])
@@ -37,10 +20,35 @@ def test_mobilenet_v2_width_multiplier(width):
     assert report.params == count_params(tv.mobilenet_v2(width_mult=width))
 
 
-def test_mobilenet_v2_width_logits():
-    check_parity("mobilenet_v2", tv.mobilenet_v2(width_mult=0.5), 32, ["scale.width=0.5"])
+# -- the helper itself ---------------------------------------------------------------------------
+
+def test_randomize_touches_every_floating_tensor_and_zeroes_no_gamma():
+    model = randomize(tv.resnet18())
+    for name, t in model.state_dict().items():
+        if name.endswith(("running_var", "bn1.weight", "bn2.weight")):
+            assert t.min() >= 0.5 and t.max() <= 1.5, name
+    fresh = tv.resnet18()             # zero biases, unit variances: each must have changed
+    for (name, ours), theirs in zip(model.state_dict().items(), fresh.state_dict().values(),
+                                    strict=True):
+        if ours.is_floating_point():
+            assert not torch.equal(ours, theirs), name
 
 
-def test_num_classes_override():
-    ref = tv.resnet50(num_classes=10)
-    check_parity("resnet50", ref, 32, ["num_classes=10"])
+def test_logits_too_small_to_compare_are_refused():
+    tiny = torch.full((2, 10), 1e-4)
+    tiny[1] *= 2
+    with pytest.raises(AssertionError, match="too small to compare"):
+        assert_logits_match("net", tiny, tiny)
+
+
+def test_logits_that_do_not_depend_on_the_input_are_refused():
+    flat = torch.ones(2, 10)
+    with pytest.raises(AssertionError, match="hardly depend on the input"):
+        assert_logits_match("net", flat, flat)
+
+
+def test_the_tolerance_is_relative_to_the_logits_scale():
+    theirs = torch.tensor([[1000.0, -3.0], [2.0, 5.0]])
+    assert_logits_match("net", theirs + 0.09, theirs)           # 0.09 < 1e-4 * 1000
+    with pytest.raises(AssertionError, match="logits differ by 0.11"):
+        assert_logits_match("net", theirs + 0.11, theirs)

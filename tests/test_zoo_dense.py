@@ -1,55 +1,66 @@
 """The DenseNet and SqueezeNet families.
 
 densenet161/169/201 and squeezenet1_1 against torchvision, densenet264 against torchvision's
-DenseNet class with Table 1's numbers (torchvision has no constructor for it): equal parameters
-and MACs at 224x224 (both sides on the meta device), equal eval logits at a small input after
-``port_weights``. DenseNet-BC-100 (CIFAR) against its parameter count by hand.
+DenseNet class with Table 1's numbers (torchvision has no constructor for it), by
+``check_parity``. DenseNet-264 and DenseNet-BC-100 (CIFAR) against counts derived from the paper.
 """
 import pytest
 import torch
-import torchvision.models as tv
-from parity import MACS_TOLERANCE, check_parity, count_params, randomize, reference_macs
-from torchvision.models.densenet import DenseNet
+import zoo_proofs
+from parity import check_parity, count_params, tensor_shapes
 
 import netspec
 
-# spec -> (reference constructor, small input size of the logits test)
-REFERENCES = {
-    "densenet161": (tv.densenet161, 64),
-    "densenet169": (tv.densenet169, 64),
-    "densenet201": (tv.densenet201, 64),
-    "densenet264": (lambda: DenseNet(growth_rate=32, block_config=(6, 12, 64, 48),
-                                     num_init_features=64), 64),
-    "squeezenet1_1": (tv.squeezenet1_1, 64),
+
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_dense.py::test_logits"))
+def test_logits(proof):
+    check_parity(proof.spec, proof.make, proof.size, proof.overrides)
+
+
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_dense.py::test_logits"))
+def test_state_dict_order_is_the_references(proof):
+    with torch.device("meta"):
+        ours, theirs = netspec.build(proof.spec, list(proof.overrides)), proof.make()
+    assert tensor_shapes(ours) == tensor_shapes(theirs)
+
+
+# -- counts derived from the paper ----------------------------------------------------------------
+
+def densenet_params(k: int, blocks: tuple, stem_k: int, stem_bn: bool, classes: int) -> int:
+    """Huang et al. 2017, Sec. 3 and Table 1, by hand: a first conv of 2k channels (no bias),
+    BN-ReLU-1x1 4k, BN-ReLU-3x3 k bottleneck layers (DenseNet-B), transitions BN-ReLU-1x1 that
+    halve the channels (-C, theta = 0.5), a final BN and the classifier."""
+    c = 2 * k
+    total = stem_k * stem_k * 3 * c + (2 * c if stem_bn else 0)
+    for i, n in enumerate(blocks):
+        for _ in range(n):
+            total += 2 * c + c * 4 * k + 2 * 4 * k + 4 * k * k * 9
+            c += k
+        if i < len(blocks) - 1:
+            total += 2 * c + c * (c // 2)
+            c //= 2
+    return total + 2 * c + c * classes + classes
+
+
+DERIVED_COUNTS = {
+    # Table 1: 7x7 conv, BN-ReLU, max pool; k = 32, blocks of 6, 12, 64, 48 layers
+    "densenet264": densenet_params(32, (6, 12, 64, 48), 7, True, 1000),
+    # Sec. 3: L = 100 -> (100 - 4) / 6 = 16 layers per block, k = 12, a 3x3 first conv whose
+    # BN-ReLU is the first dense layer's
+    "densenet_bc100": densenet_params(12, (16, 16, 16), 3, False, 10),
 }
 
 
-def _tensor_shapes(model):
-    return [tuple(v.shape) for k, v in model.state_dict().items()
-            if not k.endswith("num_batches_tracked")]
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_dense.py::test_count_derived"))
+def test_count_derived(proof):
+    count = DERIVED_COUNTS[proof.spec]
+    assert netspec.analyze(proof.spec).params == count
+    assert not proof.printed or proof.rounds_to_printed(count), (count, proof.printed)
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCES))
-def test_params_and_macs_at_full_size(name):
-    report = netspec.analyze(name)
-    assert report.input_shape == (3, 224, 224)
-    with torch.device("meta"):
-        reference = REFERENCES[name][0]().eval()
-        ref_macs = reference_macs(reference, report.input_shape)
-        model = netspec.build(name)
-    assert report.params == count_params(reference)
-    assert abs(report.macs - ref_macs) <= MACS_TOLERANCE * ref_macs, (report.macs, ref_macs)
-    assert _tensor_shapes(model) == _tensor_shapes(reference)   # same state_dict order
-
-
-@pytest.mark.parametrize("name", sorted(REFERENCES))
-def test_logits(name):
-    make, size = REFERENCES[name]
-    check_parity(name, randomize(make()), size)
-
-
-def test_densenet264_params():
-    assert netspec.analyze("densenet264").params == 33_337_704
+def test_densenet121_by_the_same_count():
+    assert netspec.analyze("densenet121").params == densenet_params(32, (6, 12, 24, 16), 7, True,
+                                                                   1000)
 
 
 def test_densenets_are_densenet121_with_other_numbers():
@@ -78,25 +89,8 @@ def test_densenet_table_1_output_sizes():
 
 # -- DenseNet-BC (L=100, k=12) on CIFAR ----------------------------------------------------------
 
-def _bc100_params(k=12, layers=16, classes=10):
-    """By hand: a bottleneck layer on c channels is BN(c) + 1x1 c->4k + BN(4k) + 3x3 4k->k."""
-    def layer(c):
-        return 2 * c + c * 4 * k + 2 * 4 * k + 4 * k * k * 9
-
-    total, c = 3 * 2 * k * 9, 2 * k               # the first 3x3 conv, no bias
-    for block in range(3):
-        total += sum(layer(c + i * k) for i in range(layers))
-        c += layers * k
-        if block < 2:                             # transition: BN, 1x1 to c/2
-            total += 2 * c + c * (c // 2)
-            c //= 2
-    return total + 2 * c + c * classes + classes  # final BN, linear
-
-
-def test_densenet_bc100_params():
-    assert _bc100_params() == 769_162
+def test_densenet_bc100_shapes():
     report = netspec.analyze("densenet_bc100")
-    assert report.params == 769_162
     assert report.input_shape == (3, 32, 32) and report.output_shape == (10,)
     stages = [lay.out_shape for lay in report.tree if lay.depth == 2
               and lay.name.startswith("stages.")]
@@ -107,7 +101,7 @@ def test_densenet_bc100_params():
 
 def test_densenet_bc100_builds_and_trains():
     model = netspec.build("densenet_bc100")
-    assert count_params(model) == 769_162
+    assert count_params(model) == DERIVED_COUNTS["densenet_bc100"]
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     out = model(x)
     assert out.shape == (2, 10)

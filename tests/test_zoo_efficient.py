@@ -8,13 +8,13 @@ import pytest
 import timm
 import torch
 import torchvision.models as tv
-from parity import check_parity, count_params, randomize, reference_macs
+import zoo_proofs
+from parity import assert_params_and_macs, check_parity, count_params, reference_macs
 from torch import nn
 
 import netspec
 
 M = 1e6
-
 
 
 def conv_macs(report) -> int:
@@ -29,33 +29,26 @@ TABLE6 = {1.0: (569, 4.2), 0.75: (325, 2.6), 0.5: (149, 1.3), 0.25: (41, 0.5)}
 TABLE7 = {224: 569, 192: 418, 160: 290, 128: 186}
 
 
-@pytest.mark.parametrize("width", sorted(TABLE6))
-def test_mobilenet_v1_width_multiplier_table6(width):
-    macs, params = TABLE6[width]
-    report = netspec.analyze("mobilenet_v1", [f"scale.width={width}"])
-    assert abs(report.macs / M - macs) <= 0.01 * macs
-    assert round(report.params / M, 1) == params
-    # plain channels * alpha (the paper) and multiples of 8 (timm) agree at these four widths
-    assert netspec.analyze("mobilenet_v1", [f"scale.width={width}", "scale.divisor=8"]).macs \
-        == report.macs
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_efficient.py::test_mobilenet_v1_tables"))
+def test_mobilenet_v1_tables(proof):
+    for width, (macs, params) in TABLE6.items():
+        report = netspec.analyze(proof.spec, [f"scale.width={width}"])
+        assert abs(report.macs / M - macs) <= 0.01 * macs, width
+        assert round(report.params / M, 1) == params, width
+        # plain channels * alpha (the paper) and multiples of 8 (timm) agree at these widths
+        assert netspec.analyze(proof.spec, [f"scale.width={width}", "scale.divisor=8"]).macs \
+            == report.macs, width
+    for size, macs in TABLE7.items():
+        report = netspec.analyze(proof.spec, [f"input.size={size}"])
+        assert abs(report.macs / M - macs) <= 0.01 * macs, size
+        assert round(report.params / M, 1) == 4.2, size
+    # timm's mobilenetv1_100 is this network with ReLU6: the same parameters
+    assert netspec.analyze(proof.spec).params == count_params(timm.create_model("mobilenetv1_100"))
 
 
-@pytest.mark.parametrize("size", sorted(TABLE7))
-def test_mobilenet_v1_resolution_table7(size):
-    report = netspec.analyze("mobilenet_v1", [f"input.size={size}"])
-    assert abs(report.macs / M - TABLE7[size]) <= 0.01 * TABLE7[size]
-    assert round(report.params / M, 1) == 4.2
-
-
-def test_mobilenet_v1_is_timm_mobilenetv1_100_with_relu():
-    ref = timm.create_model("mobilenetv1_100")
-    assert netspec.analyze("mobilenet_v1").params == count_params(ref) == 4_231_976
+def test_mobilenet_v1_uses_relu():
     acts = {type(m) for m in netspec.build("mobilenet_v1", ["input.size=32"]).modules()}
     assert nn.ReLU in acts and nn.ReLU6 not in acts
-
-
-def test_mobilenetv1_100_parity_with_timm():
-    check_parity("mobilenetv1_100", randomize(timm.create_model("mobilenetv1_100")), 32)
 
 
 def test_mobilenetv1_width_rounding_is_timms():
@@ -64,30 +57,11 @@ def test_mobilenetv1_width_rounding_is_timms():
     assert report.params == count_params(ref)
 
 
-# -- MobileNet v2 at width 1.4, v3, MnasNet (torchvision) ------------------------------------------
+# -- every network with a torchvision/timm twin --------------------------------------------------
 
-def test_mobilenet_v2_width_1_4_logits():
-    check_parity("mobilenet_v2", randomize(tv.mobilenet_v2(width_mult=1.4)), 32,
-                 ["scale.width=1.4"])
-
-
-TORCHVISION = {
-    "mobilenet_v3_large": tv.mobilenet_v3_large,
-    "mobilenet_v3_small": tv.mobilenet_v3_small,
-    "mnasnet1_0": tv.mnasnet1_0,
-    "shufflenet_v2_x0_5": tv.shufflenet_v2_x0_5,
-    "shufflenet_v2_x1_0": tv.shufflenet_v2_x1_0,
-    "shufflenet_v2_x1_5": tv.shufflenet_v2_x1_5,
-    "shufflenet_v2_x2_0": tv.shufflenet_v2_x2_0,
-    "efficientnet_b1": tv.efficientnet_b1,
-    "efficientnet_b2": tv.efficientnet_b2,
-    "efficientnet_b3": tv.efficientnet_b3,
-}
-
-
-@pytest.mark.parametrize("name", sorted(TORCHVISION))
-def test_parity_with_torchvision(name):
-    check_parity(name, randomize(TORCHVISION[name]()), 32)
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_efficient.py::test_parity"))
+def test_parity(proof):
+    check_parity(proof.spec, proof.make, proof.size, proof.overrides)
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_large", "mobilenet_v3_small"])
@@ -130,25 +104,21 @@ TABLE1 = {1: 143, 2: 140, 3: 137, 4: 133, 8: 137}
 G3_SIZES = {0.25: 13, 0.5: 38, 1.0: 137, 1.5: 292, 2.0: 524}
 
 
-@pytest.mark.parametrize("g", sorted(TABLE1))
-def test_shufflenet_v1_groups_table1(g):
-    report = netspec.analyze("shufflenet_v1", [f"vars.g={g}"])
-    assert abs(conv_macs(report) / M - TABLE1[g]) <= 0.005 * TABLE1[g]
-    assert abs(report.macs / M - TABLE1[g]) <= 0.011 * TABLE1[g]
-
-
-@pytest.mark.parametrize("scale", sorted(G3_SIZES))
-def test_shufflenet_v1_sizes_g3(scale):
-    report = netspec.analyze("shufflenet_v1", [f"vars.scale={scale}"])
-    assert round(report.macs / M) == G3_SIZES[scale]
-
-
-def test_shufflenet_v1_seed_figures_within_one_percent():
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_efficient.py::test_shufflenet_v1_tables"))
+def test_shufflenet_v1_tables(proof):
+    for g, macs in TABLE1.items():
+        report = netspec.analyze(proof.spec, [f"vars.g={g}"])
+        assert abs(conv_macs(report) / M - macs) <= 0.005 * macs, g
+        assert abs(report.macs / M - macs) <= 0.011 * macs, g
+    for scale, macs in G3_SIZES.items():
+        report = netspec.analyze(proof.spec, [f"vars.scale={scale}"])
+        assert round(report.macs / M) == macs, scale
     # seed 002: "ShuffleNet (1.5) 3.4M 292M", "ShuffleNet (x2) 5.4M 524M"
     for scale, macs, params in ((1.5, 292, 3.4), (2.0, 524, 5.4)):
-        report = netspec.analyze("shufflenet_v1", [f"vars.scale={scale}"])
-        assert abs(report.macs / M - macs) <= 0.01 * macs
-        assert round(report.params / M, 1) == params
+        report = netspec.analyze(proof.spec, [f"vars.scale={scale}"])
+        assert abs(report.macs / M - macs) <= 0.01 * macs, scale
+        assert round(report.params / M, 1) == params, scale
+    assert round(netspec.analyze(proof.spec).macs / M, 1) == 137.5    # g = 3, 1x: the table's row
 
 
 @pytest.mark.parametrize("g", [1, 2, 3, 4, 8])
@@ -209,17 +179,9 @@ def test_efficientnet_published_table(name):
 @pytest.mark.parametrize("name", ["efficientnet_b4", "efficientnet_b5", "efficientnet_b6",
                                   "efficientnet_b7"])
 def test_big_efficientnets_params_and_macs(name):
-    ref = getattr(tv, name)().eval()
-    report = netspec.analyze(name, ["input.size=32"])
-    assert report.params == count_params(ref)
-    assert report.macs == reference_macs(ref, (3, 32, 32))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["efficientnet_b4", "efficientnet_b5", "efficientnet_b6",
-                                  "efficientnet_b7"])
-def test_big_efficientnets_logits(name):
-    check_parity(name, randomize(getattr(tv, name)()), 32)
+    """What check_parity's slow logits test checks first, here in the default run."""
+    with torch.device("meta"):
+        assert_params_and_macs(name, getattr(tv, name)().eval())
 
 
 def test_efficientnet_drop_path_schedule_follows_depth():

@@ -1,54 +1,36 @@
 """The Inception family: GoogLeNet's auxiliary classifiers, Inception-v3 (torchvision),
 Inception-v4, Inception-ResNet-v2 and Xception (timm).
 
-Reference networks: equal parameters and MACs at the spec's own 299x299 (both sides on the meta
-device, nothing allocated), then at a small input equal parameters, MACs and eval logits after
-``port_weights`` with the reference's tensors in their own state_dict order.
+Reference networks by ``check_parity``, with the reference's tensors in their own state_dict
+order; the training outputs of Inception-v3 (logits and aux logits) as well.
 """
 import pytest
-import timm
 import torch
-import torchvision.models as tv
-from parity import MACS_TOLERANCE, check_parity, count_params, randomize, reference_macs
+import zoo_proofs
+from parity import (
+    assert_logits_match,
+    assert_params_and_macs,
+    check_parity,
+    count_params,
+    random_reference,
+    tensor_shapes,
+    unported,
+)
 
 import netspec
 
-# spec -> (reference constructor, overrides, small input size of the logits test)
-REFERENCES = {
-    "inception_v3": (lambda: tv.inception_v3(init_weights=True), [], 299),   # aux_logits=True
-    "inception_v3-noaux": (lambda: tv.inception_v3(aux_logits=False, init_weights=True),
-                           ["vars.aux_logits=false"], 107),
-    "inception_v4": (lambda: timm.create_model("inception_v4"), [], 107),
-    "inception_resnet_v2": (lambda: timm.create_model("inception_resnet_v2"), [], 107),
-    "xception": (lambda: timm.create_model("legacy_xception"), [], 64),
-}
+
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_inception.py::test_logits"))
+def test_logits(proof):
+    check_parity(proof.spec, proof.make, proof.size, proof.overrides)
 
 
-def _tensor_shapes(model):
-    return [tuple(v.shape) for k, v in model.state_dict().items()
-            if not k.endswith("num_batches_tracked")]
-
-
-@pytest.mark.parametrize("case", sorted(REFERENCES))
-def test_params_and_macs_at_full_size(case):
-    make, over, _ = REFERENCES[case]
-    name = case.split("-")[0]
-    report = netspec.analyze(name, over)
-    assert report.input_shape == (3, 299, 299)
+@pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_inception.py::test_logits"))
+def test_state_dict_order_is_the_references(proof):
+    """The spec registers its layers in the reference's order: the state_dicts pair one to one."""
     with torch.device("meta"):
-        reference = make().eval()
-        ref_macs = reference_macs(reference, report.input_shape)
-        model = netspec.build(name, over)
-    assert report.params == count_params(reference)
-    assert abs(report.macs - ref_macs) <= MACS_TOLERANCE * ref_macs, (report.macs, ref_macs)
-    # the spec registers its layers in the reference's order: the state_dicts pair one to one
-    assert _tensor_shapes(model) == _tensor_shapes(reference)
-
-
-@pytest.mark.parametrize("case", sorted(REFERENCES))
-def test_logits(case):
-    make, over, size = REFERENCES[case]
-    check_parity(case.split("-")[0], randomize(make()), size, over)
+        ours, theirs = netspec.build(proof.spec, list(proof.overrides)), proof.make()
+    assert tensor_shapes(ours) == tensor_shapes(theirs)
 
 
 def test_inception_v3_params_of_torchvision():
@@ -67,19 +49,23 @@ def test_inception_v3_aux_needs_the_full_input():
     netspec.analyze("inception_v3", ["input.size=75", "vars.aux_logits=false"])
 
 
-def test_inception_v3_training_outputs_match_torchvision():
+@pytest.mark.parametrize(
+    "proof", zoo_proofs.params("test_zoo_inception.py::test_inception_v3_training_outputs"))
+def test_inception_v3_training_outputs(proof):
     """In training both return the logits and the aux logits (ours with its loss weight)."""
-    reference = randomize(tv.inception_v3(init_weights=True)).train()
-    model = netspec.build("inception_v3").train()
+    with torch.device("meta"):
+        assert_params_and_macs(proof.spec, proof.make().eval(), proof.overrides)
+    reference = random_reference(proof.make).train()
+    model = unported(proof.spec, proof.overrides).train()
     netspec.port_weights(model, reference)
-    x = torch.randn(2, 3, 299, 299, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, 3, proof.size, proof.size, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(0)                 # the same dropout mask on both sides
     logits, aux = reference(x)
     torch.manual_seed(0)
     ours, heads = model(x)
     assert [w for w, _ in heads] == [0.4]
-    torch.testing.assert_close(ours, logits, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(heads[0][1], aux, atol=1e-4, rtol=1e-4)
+    assert_logits_match("inception_v3 (training)", ours, logits)
+    assert_logits_match("inception_v3 aux head (training)", heads[0][1], aux)
 
 
 # -- shapes of the papers' tables ---------------------------------------------------------------
