@@ -21,18 +21,13 @@ from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
 import netspec
-from netspec.errors import SpecError
-from netspec.search.runner import (
-    SearchFailed,
-    StorageError,
-    finished_trials,
-    register_search_configs,
-    run_search,
-)
-from netspec.search.space import FixedTrial, Sampler, load_space, shipped_spaces
-from netspec.search.strategies import StrategyError
+from netspec.errors import ConfigError, SearchFailed, SpecError, StorageError, StrategyError
+from netspec.search.config import register_search_configs
+from netspec.search.runner import run_search
+from netspec.search.sampling import FixedTrial, Sampler
+from netspec.search.space import load_space, shipped_spaces
+from netspec.search.trials import finished_trials
 from netspec.train.config import config_dir, register_configs, register_spec_paths
-from netspec.train.optim import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_RL = importlib.util.find_spec("netspec.search.rl") is not None

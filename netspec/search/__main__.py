@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..cli import user_errors
     from ..train.config import config_dir, register_spec_paths
-    from .runner import register_search_configs
+    from .config import register_search_configs
     register_search_configs()
     args = sys.argv[1:] if argv is None else argv
     with user_errors():

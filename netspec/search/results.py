@@ -22,18 +22,12 @@ import optuna
 from optuna.trial import TrialState
 
 from ..lang.source import load_file, plain
-from .space import FixedTrial, bake_resolution, write_spec
+from .formatting import si
+from .sampling import FixedTrial, bake_resolution, resolve
+from .trials import finished_trials, replaced_trials
+from .writing import write_spec
 
 COST_UNITS = {"macs": "MACs", "params": "params", "latency": "latency (ms)"}
-
-
-def _si(v) -> str:
-    if v is None:
-        return "-"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(v) >= div:
-            return f"{v / div:.3g}{unit}"
-    return f"{v:.3g}"
 
 
 class Progress:
@@ -47,7 +41,6 @@ class Progress:
         self.started = time.time()
 
     def __call__(self, study: optuna.Study, t) -> None:
-        from .runner import finished_trials
         s = self.search
         seconds = t.user_attrs.get("seconds")
         if seconds is None and t.datetime_complete and t.datetime_start:
@@ -61,7 +54,7 @@ class Progress:
             what = f"({ua.get('rejected') or ua.get('pruned') or 'pruned'})"
         else:
             what = f"({ua.get('fail_reason', 'failed')})"
-        cost = f"MACs {_si(ua.get('macs'))} params {_si(ua.get('params'))}"
+        cost = f"MACs {si(ua.get('macs'))} params {si(ua.get('params'))}"
         if ua.get("latency_ms") is not None:
             cost += f" {ua['latency_ms']:.2f} ms"
         if len(study.directions) == 1:
@@ -84,7 +77,6 @@ class Progress:
 # -- the files -------------------------------------------------------------------------------------
 
 def _trials(study):
-    from .runner import replaced_trials
     trials = study.get_trials(deepcopy=False)
     gone = replaced_trials(trials)
     return trials, gone
@@ -170,7 +162,7 @@ def _copy_spec(search, trial, dest: Path, title: str) -> Path | None:
 def _fmt(v) -> str:
     if isinstance(v, float) and abs(v) < 10:
         return f"{v:.4f}"
-    return _si(v) if isinstance(v, (int, float)) else str(v)
+    return si(v) if isinstance(v, (int, float)) else str(v)
 
 
 def write_results(search, final: bool = False) -> dict:
@@ -213,7 +205,6 @@ def emit_scaled(search, trial, folder: Path) -> list[Path]:
     """The best sample with each phi of the space's `emit:` (EfficientNet's B1..Bn), written with
     the scaled resolution as its input size (the data's size times gamma^phi)."""
     from ..analyze import report_of
-    from .space import _resolve
     spec = search.unbaked(trial.params)
     scale = dict(spec.get("scale") or {})
     folder.mkdir(parents=True, exist_ok=True)
@@ -223,8 +214,8 @@ def emit_scaled(search, trial, folder: Path) -> list[Path]:
         s["scale"] = {**scale, "phi": phi}
         s["name"] = f"{search.space.name}_b{phi}"
         baked, size = bake_resolution(s)
-        rep = report_of(_resolve(s))
-        if size is not None and report_of(_resolve(baked)).macs == rep.macs:
+        rep = report_of(resolve(s))
+        if size is not None and report_of(resolve(baked)).macs == rep.macs:
             s = baked
         a, b, g = (scale.get(k) for k in ("alpha", "beta", "gamma"))
         path = folder / f"b{phi}.yaml"
