@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from pathlib import Path
 
@@ -22,12 +21,11 @@ import optuna
 from optuna.trial import TrialState
 
 from ..lang.source import load_file, plain
+from .figures import plot_history, plot_pareto
 from .formatting import si
 from .sampling import FixedTrial, bake_resolution, resolve
 from .trials import finished_trials, replaced_trials
 from .writing import write_spec
-
-COST_UNITS = {"macs": "MACs", "params": "params", "latency": "latency (ms)"}
 
 
 class Progress:
@@ -230,83 +228,3 @@ def emit_scaled(search, trial, folder: Path) -> list[Path]:
             "train it:", f"  {cmd}"])
         out.append(write_spec(s, path, header))
     return out
-
-
-# -- figures ---------------------------------------------------------------------------------------
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def plot_history(search, path: Path) -> Path | None:
-    study = search.study
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not done:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    xs = [t.number for t in done]
-    ys = [t.values[0] for t in done]
-    ax.scatter(xs, ys, s=18, label="completed", color="tab:blue", zorder=3)
-    pruned = [(t.number, t.user_attrs["acc"]) for t in trials
-              if t.state == TrialState.PRUNED and "acc" in t.user_attrs]
-    if pruned:
-        ax.scatter(*zip(*pruned), marker="x", color="gray", s=18, label="pruned", zorder=2)
-    rejected = [t.number for t in trials if t.state == TrialState.PRUNED and
-                "rejected" in t.user_attrs]
-    failed = [t.number for t in trials if t.state == TrialState.FAIL]
-    best, run = [], -math.inf
-    for t in sorted(done, key=lambda t: t.number):
-        run = max(run, t.values[0])
-        best.append((t.number, run))
-    ax.step(*zip(*best), where="post", color="tab:orange", label="best so far", zorder=4)
-    low = min(ys)
-    for nums, label, color in ((rejected, "rejected (constraint)", "tab:purple"),
-                               (failed, "failed", "tab:red")):
-        if nums:
-            ax.scatter(nums, [low] * len(nums), marker="|", s=60, color=color, label=label)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{search.study_name}: {len(done)} completed of {len(trials)} trials")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_pareto(search, path: Path) -> Path | None:
-    study = search.study
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    if not done:
-        return None
-    cost = search.objectives[1]
-    front = {t.number for t in study.best_trials}
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    others = [t for t in done if t.number not in front]
-    if others:
-        ax.scatter([t.values[1] for t in others], [t.values[0] for t in others], s=16,
-                   color="lightgray", label="trials")
-    pf = sorted((t for t in done if t.number in front), key=lambda t: t.values[1])
-    ax.plot([t.values[1] for t in pf], [t.values[0] for t in pf], "o-", color="tab:red",
-            label="Pareto front", drawstyle="steps-post")
-    for t in pf:
-        ax.annotate(f"#{t.number}", (t.values[1], t.values[0]), fontsize=7,
-                    textcoords="offset points", xytext=(3, 3))
-    if all(t.values[1] > 0 for t in done):
-        ax.set_xscale("log")
-    ax.set_xlabel(COST_UNITS.get(cost, cost))
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{search.study_name}: accuracy against {COST_UNITS.get(cost, cost)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
