@@ -122,6 +122,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
+from ..errors import StrategyError
 from ..threads import one_thread  # controller tensors are tiny: one thread
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -177,7 +178,7 @@ def options_of(dist: BaseDistribution, bins: int = 10, max_int_options: int = 32
                 return [min(low + i * step, high) for i in range(count)]
             return _snap(_spaced(low, high, bins, False), low, step, high)
         return _spaced(low, high, bins, dist.log)
-    raise ValueError(f"strategy=rl: unsupported distribution {type(dist).__name__}; it handles "
+    raise StrategyError(f"strategy=rl: unsupported distribution {type(dist).__name__}; it handles "
                      f"CategoricalDistribution, IntDistribution and FloatDistribution")
 
 
@@ -347,13 +348,13 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
                  study: optuna.Study | None = None):
         for what, v in (("reject_reward", reject_reward), ("fail_reward", fail_reward)):
             if isinstance(v, str) and v != "min":
-                raise ValueError(f"strategy=rl: {what} is a number, 'min' or null, not {v!r}")
+                raise StrategyError(f"strategy=rl: {what} is a number, 'min' or null, not {v!r}")
         if target_macs is not None and not float(target_macs) > 0:
-            raise ValueError(f"strategy=rl: target_macs must be > 0, got {target_macs!r}")
+            raise StrategyError(f"strategy=rl: target_macs must be > 0, got {target_macs!r}")
         if int(bins) < 2:
-            raise ValueError(f"strategy=rl: bins must be at least 2, got {bins!r}")
+            raise StrategyError(f"strategy=rl: bins must be at least 2, got {bins!r}")
         if not float(temperature) > 0:
-            raise ValueError(f"strategy=rl: temperature must be > 0, got {temperature!r}")
+            raise StrategyError(f"strategy=rl: temperature must be > 0, got {temperature!r}")
         self.seed = int(seed) if seed is not None else int.from_bytes(os.urandom(4), "little")
         self.hidden, self.embed = int(hidden), int(embed)
         self.lr = float(lr)
@@ -369,7 +370,7 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
         self.macs_attr = macs_attr
         self.reject_reward, self.fail_reward = reject_reward, fail_reward
         if int(top_k) < 0:
-            raise ValueError(f"strategy=rl: top_k must be >= 0, got {top_k!r}")
+            raise StrategyError(f"strategy=rl: top_k must be >= 0, got {top_k!r}")
         self.top_k, self.imitation_weight = int(top_k), float(imitation_weight)
         self.unique = bool(unique)
         self._lock = threading.RLock()
@@ -420,7 +421,7 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != FORMAT:
-            raise ValueError(f"strategy=rl: the controller state in the study has format "
+            raise StrategyError(f"strategy=rl: the controller state in the study has format "
                              f"{state.get('format')!r}, this version reads {FORMAT}")
         if (state["hidden"], state["embed"]) != (self.hidden, self.embed):
             warnings.warn(f"strategy=rl: continuing the study's controller with hidden="
@@ -513,9 +514,9 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
     def _check(self, study) -> None:
         n = len(study.directions)
         if n > 1:
-            raise ValueError(MULTI_OBJECTIVE.format(n=n))
+            raise StrategyError(MULTI_OBJECTIVE.format(n=n))
         if self.target_macs is not None and study.direction != StudyDirection.MAXIMIZE:
-            raise ValueError("strategy=rl: target_macs (MnasNet's reward ACC x (MACs/T)^w) needs "
+            raise StrategyError("strategy=rl: target_macs (MnasNet's reward ACC x (MACs/T)^w) needs "
                              "a maximized accuracy, and this study minimizes its objective")
 
     def before_trial(self, study, trial: FrozenTrial) -> None:
