@@ -9,7 +9,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from netspec.search import rl
-from netspec.search.rl import ReinforceSampler, options_of
+from netspec.search.rl import ReinforceSampler, options_of, persistence
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -46,7 +46,7 @@ def test_controller_beats_random_sampling():
     assert statistics.mean(values(ctrl)[100:]) > random_mean + 0.2     # still near the target
     assert max(values(ctrl)) > 0.9 > max(values(rand))                # the target was sampled
     assert len({tuple(sorted(t.params.items())) for t in ctrl.trials}) == 200
-    assert ctrl.sampler.updates == 200
+    assert ctrl.sampler.policy.updates == 200
     # the controller's most likely choice is the target on most decisions
     probs = ctrl.sampler.probabilities()
     greedy = [max(range(4), key=lambda k: probs[f"d{i}"][k]) for i in range(6)]
@@ -88,26 +88,26 @@ def test_state_persists_in_the_study(tmp_path):
                                 study_name="s")
     objective = hidden_target(2)      # one noise stream through both halves
     study.optimize(objective, n_trials=20)
-    assert first.updates == 20
+    assert first.policy.updates == 20
 
     # rerunning the command: a new sampler on the loaded study continues the same controller
     again = optuna.load_study(study_name="s", storage=url)
     second = ReinforceSampler(seed=5, study=again)          # loads on construction
-    assert second.updates == 20
-    assert second.baseline == first.baseline and second.adv_sq == first.adv_sq
-    assert second.vocab == first.vocab
-    assert _tensors_equal(second.model.state_dict(), first.model.state_dict())
-    assert _tensors_equal(second.optimizer.state_dict(), first.optimizer.state_dict())
+    assert second.policy.updates == 20
+    assert second.policy.baseline == first.policy.baseline and second.policy.adv_sq == first.policy.adv_sq
+    assert second.policy.vocab == first.policy.vocab
+    assert _tensors_equal(second.policy.model.state_dict(), first.policy.model.state_dict())
+    assert _tensors_equal(second.policy.optimizer.state_dict(), first.policy.optimizer.state_dict())
     again.sampler = second
     again.optimize(objective, n_trials=20)
-    assert second.updates == 40
+    assert second.policy.updates == 40
 
     # 20 + 20 trials with a restart in between sample exactly what one run of 40 samples
     whole = optuna.create_study(direction="maximize", sampler=ReinforceSampler(seed=5))
     whole.optimize(hidden_target(2), n_trials=40)
     resumed = optuna.load_study(study_name="s", storage=url)
     assert [t.params for t in resumed.trials] == [t.params for t in whole.trials]
-    assert whole.sampler.baseline == pytest.approx(second.baseline, abs=1e-12)
+    assert whole.sampler.policy.baseline == pytest.approx(second.policy.baseline, abs=1e-12)
 
     # the state loads with torch.load(weights_only=True) and fits in chunks
     header = resumed._storage.get_study_system_attrs(resumed._study_id)[rl.KEY]
@@ -115,7 +115,7 @@ def test_state_persists_in_the_study(tmp_path):
 
 
 def test_chunks_and_parallel_workers(monkeypatch):
-    monkeypatch.setattr(rl, "CHUNK", 1000)          # many chunks
+    monkeypatch.setattr(persistence, "CHUNK", 1000)          # many chunks
     storage = optuna.storages.InMemoryStorage()
     a = optuna.create_study(direction="maximize", storage=storage, study_name="w",
                             sampler=ReinforceSampler(seed=1))
@@ -127,9 +127,9 @@ def test_chunks_and_parallel_workers(monkeypatch):
     assert header["chunks"] > 10
     # each worker read the other's updates before sampling: one controller, 12 updates
     assert header["updates"] == 12
-    assert a.sampler.updates in (10, 12) and b.sampler.updates == 12
+    assert a.sampler.policy.updates in (10, 12) and b.sampler.policy.updates == 12
     c = ReinforceSampler(seed=9, study=b)
-    assert _tensors_equal(c.model.state_dict(), b.sampler.model.state_dict())
+    assert _tensors_equal(c.policy.model.state_dict(), b.sampler.policy.model.state_dict())
 
     # a state whose chunks do not match the header (a clash of writers) does not stop a worker:
     # it goes on with its own controller, and its next update writes a whole state again
@@ -137,7 +137,7 @@ def test_chunks_and_parallel_workers(monkeypatch):
     with pytest.warns(UserWarning, match="does not match its header"):
         assert not ReinforceSampler(seed=9, study=b).load(b, attempts=2)
     b.optimize(hidden_target(3), n_trials=1)
-    assert ReinforceSampler(seed=9, study=b).updates == 13
+    assert ReinforceSampler(seed=9, study=b).policy.updates == 13
 
 
 def test_numeric_distributions():
@@ -188,8 +188,8 @@ def test_conditional_and_enqueued_trials():
     study.enqueue_trial({"kind": "pool", "pool.s": 2})
     study.enqueue_trial({"kind": "conv"})             # conv.k sampled after a fixed kind
     study.optimize(objective, n_trials=60)
-    assert study.sampler.updates == 60
-    names = [v["name"] for v in study.sampler.vocab]
+    assert study.sampler.policy.updates == 60
+    names = [v["name"] for v in study.sampler.policy.vocab]
     assert names[:2] == ["kind", "pool.s"] and "conv.k" in names
     assert study.trials[1].params["kind"] == "conv" and "conv.k" in study.trials[1].params
     assert statistics.mean(t.value for t in study.trials[-20:]) > 0.75
@@ -239,8 +239,8 @@ def test_no_sample_is_tried_twice_until_the_space_is_exhausted():
     seen = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(seen)) == 4                        # every network once, none repeated
     study.optimize(objective, n_trials=3)              # exhausted: samples freely again
-    assert all(math.isfinite(p.detach().sum()) for p in study.sampler.model.parameters())
-    assert study.sampler.updates == 7
+    assert all(math.isfinite(p.detach().sum()) for p in study.sampler.policy.model.parameters())
+    assert study.sampler.policy.updates == 7
     # the masked draws are learnt from with their masks: the gradient stays finite
     for t in study.trials[:4]:
         assert t.system_attrs[rl.PATH] == list(t.params)
@@ -257,14 +257,14 @@ def test_the_best_trials_are_imitated():
     study.optimize(hidden_target(4), n_trials=12)
     sampler = study.sampler
     last = study.trials[-1]
-    elite = sampler._elite(study, last, last.state, last.system_attrs[rl.REWARD])
+    elite = sampler.elite(study, last, last.state, last.system_attrs[rl.REWARD])
     best = sorted(study.trials, key=lambda t: (-t.system_attrs[rl.REWARD], t.number))[:3]
     assert [[tok for _, tok, _ in seq] for seq in elite] == \
         [[t.params[f"d{i}"] for i in range(6)] for t in best]
     # imitation alone (no policy gradient: a constant reward) makes the best trial likelier
-    before = sampler._log_prob([(sampler._add(e), tok) for e, tok, _ in elite[0]])[0].item()
-    steps = [(sampler._add(e), tok) for e, tok, _ in elite[0]]
+    before = sampler.policy.log_prob([(sampler.policy.add(e), tok) for e, tok, _ in elite[0]])[0].item()
+    steps = [(sampler.policy.add(e), tok) for e, tok, _ in elite[0]]
     for _ in range(5):
-        sampler.update(steps, sampler.baseline, [steps])
-    after = sampler._log_prob(steps)[0].item()
+        sampler.policy.update(steps, sampler.policy.baseline, [steps])
+    after = sampler.policy.log_prob(steps)[0].item()
     assert after > before + 0.5, (before, after)
