@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 
 from ..errors import StorageError
 
@@ -56,10 +57,9 @@ def make_storage(url: str, heartbeat: int, max_retry: int):
             raise StorageError(f"storage={url}: no database driver for it ({hint})") from e
         except ValueError as e:   # raised by SQLAlchemy's URL parser: a port that is no number
             raise StorageError(f"storage={url}: not a valid storage URL: {e}") from e
-        except Exception as e:   # two workers creating a new database's tables at once
-            if not type(e).__module__.startswith("sqlalchemy"):
-                raise
-            if attempt == 4 or type(e).__name__ == "ArgumentError":
+        except sqlalchemy.exc.SQLAlchemyError as e:   # two workers creating the tables at once
+            # a URL SQLAlchemy cannot read (or whose dialect it lacks) is not retried
+            if attempt == 4 or isinstance(e, sqlalchemy.exc.ArgumentError):
                 reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
                 raise StorageError(f"storage={url}: cannot open it: {reason} (an Optuna "
                                    "storage URL: sqlite:///PATH, postgresql://USER@HOST/DB, "
