@@ -197,12 +197,14 @@ def test_cmaes_on_a_numeric_space_and_refused_on_categorical_choices(files):
 
 
 def test_nsga2_multi_objective_writes_the_pareto_set(files):
+    # digits, where a larger network learns more: a Pareto front of several trials
     r = search(files, f"space={files / 'tiny.yaml'}", "strategy=nsga2", "n_trials=4",
-               "objectives=[acc,macs]", "strategy.options.population_size=2")
+               "objectives=[acc,macs]", "strategy.options.population_size=2", *DIGITS)
     assert len(r.study.directions) == 2
     assert states(r.study) == [TrialState.COMPLETE] * 4
     pareto = sorted((r.run_dir / "pareto").glob("trial_*.yaml"))
     front = {t.number: t for t in r.study.best_trials}
+    assert len(front) >= 2, [(t.number, t.values) for t in r.study.trials]
     assert [p.name for p in pareto] == [f"trial_{n:04d}.yaml" for n in sorted(front)]
     assert (r.run_dir / "pareto.png").is_file() and (r.run_dir / "best.yaml").is_file()
     for p in pareto:                  # each file is its trial's network
@@ -634,6 +636,9 @@ def test_ctrl_c_then_rerun_trains_the_interrupted_sample_again(files):
                 any(t.state == TrialState.RUNNING for t in trials):
             break
         time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the search did not get going")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "resumes" in err
@@ -723,6 +728,7 @@ def test_the_wheel_ships_the_search_spaces_and_configs(tmp_path):
     pkg = target / "netspec"
     for f in ("search_spaces/mobile_stages.yaml", "search_spaces/nasnet_cell.yaml",
               "search_spaces/compound.yaml", "search_spaces/hparams.yaml", "search/runner.py",
+              "search/rl/sampler.py",
               "conf/search.yaml", "conf/strategy/tpe.yaml", "conf/pruner/median.yaml"):
         assert (pkg / f).is_file(), f
     code = ("import pathlib, netspec.search.space as s; "

@@ -64,7 +64,7 @@ def evaluate(search, trial, sample: Sample, tdir: Path):
     record(search, trial, sample, spec_file)
     violations = static_violations(search.sampler_space, search.constraints, sample)
     latency = None
-    if not violations and search.measure_latency:
+    if not violations and search.measures_latency:
         latency = measure_latency(sample.spec, search.cfg.latency)
         trial.set_user_attr("latency_ms", round(latency, 4))
         violations += latency_violations(latency, search.constraints)

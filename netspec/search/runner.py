@@ -86,7 +86,7 @@ class Search:
         self.constraints = {**self.space.constraints,
                             **{k: v for k, v in OmegaConf.to_container(cfg.constraints).items()
                                if v is not None}}
-        self.measure_latency = "latency" in self.objectives or \
+        self.measures_latency = "latency" in self.objectives or \
             self.constraints.get("max_latency_ms") is not None
 
     # -- setup ------------------------------------------------------------------------------
