@@ -8,6 +8,7 @@ import functools
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -724,9 +725,13 @@ def test_hydra_sweep_of_netspec_train(tmp_path):
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_search_spaces_and_configs(tmp_path):
-    target = tmp_path / "site"
+    # from a clean copy: setuptools reuses a build/ folder, whose stale files would hide a
+    # package missing from pyproject.toml (and the checkout gets none)
+    src, target = tmp_path / "src", tmp_path / "site"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".*_cache", "outputs"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(ROOT)],
+                    "--no-build-isolation", "--target", str(target), str(src)],
                    check=True, cwd=tmp_path)
     pkg = target / "netspec"
     for f in ("search_spaces/mobile_stages.yaml", "search_spaces/nasnet_cell.yaml",
