@@ -46,8 +46,10 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from netspec.search import runner  # noqa: E402
-from netspec.search.runner import finished_trials, register_search_configs, run_search  # noqa: E402
+from netspec.search import objective, runner  # noqa: E402
+from netspec.search.config import register_search_configs  # noqa: E402
+from netspec.search.runner import run_search  # noqa: E402
+from netspec.search.trials import finished_trials  # noqa: E402
 from netspec.train.config import config_dir, register_spec_paths  # noqa: E402
 
 # 4 x 3 x 3 x 3 x 5 = 540 networks; `stages[0]` is a choice between a strided conv (with its own
@@ -100,13 +102,13 @@ class TrainCache:
     run. ``seconds[trial_dir]`` is the training time charged to each trial."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled and hasattr(runner, "_train")
+        self.enabled = enabled and hasattr(objective, "train_trial")
         self.results: dict[str, tuple] = {}
         self.seconds: dict[str, float] = {}
         self.trained = self.hits = 0
         if self.enabled:
-            self.original = runner._train
-            runner._train = self
+            self.original = objective.train_trial
+            objective.train_trial = self
 
     def key(self, tcfg) -> str:
         c = OmegaConf.to_container(tcfg, resolve=True)
@@ -133,7 +135,7 @@ class TrainCache:
 
     def close(self):
         if self.enabled:
-            runner._train = self.original
+            objective.train_trial = self.original
 
 
 # -- runs ---------------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
 """The REINFORCE controller (netspec.search.rl) on its own: synthetic rewards, no training."""
+import base64
+import io
 import math
 import random
 import statistics
@@ -9,7 +11,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from netspec.search import rl
-from netspec.search.rl import ReinforceSampler, options_of
+from netspec.search.rl import ReinforceSampler, options_of, persistence
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -46,7 +48,7 @@ def test_controller_beats_random_sampling():
     assert statistics.mean(values(ctrl)[100:]) > random_mean + 0.2     # still near the target
     assert max(values(ctrl)) > 0.9 > max(values(rand))                # the target was sampled
     assert len({tuple(sorted(t.params.items())) for t in ctrl.trials}) == 200
-    assert ctrl.sampler.updates == 200
+    assert ctrl.sampler.policy.updates == 200
     # the controller's most likely choice is the target on most decisions
     probs = ctrl.sampler.probabilities()
     greedy = [max(range(4), key=lambda k: probs[f"d{i}"][k]) for i in range(6)]
@@ -88,34 +90,39 @@ def test_state_persists_in_the_study(tmp_path):
                                 study_name="s")
     objective = hidden_target(2)      # one noise stream through both halves
     study.optimize(objective, n_trials=20)
-    assert first.updates == 20
+    assert first.policy.updates == 20
 
     # rerunning the command: a new sampler on the loaded study continues the same controller
     again = optuna.load_study(study_name="s", storage=url)
     second = ReinforceSampler(seed=5, study=again)          # loads on construction
-    assert second.updates == 20
-    assert second.baseline == first.baseline and second.adv_sq == first.adv_sq
-    assert second.vocab == first.vocab
-    assert _tensors_equal(second.model.state_dict(), first.model.state_dict())
-    assert _tensors_equal(second.optimizer.state_dict(), first.optimizer.state_dict())
+    assert second.policy.updates == 20
+    assert second.policy.baseline == first.policy.baseline and second.policy.adv_sq == first.policy.adv_sq
+    assert second.policy.vocab == first.policy.vocab
+    assert _tensors_equal(second.policy.model.state_dict(), first.policy.model.state_dict())
+    assert _tensors_equal(second.policy.optimizer.state_dict(), first.policy.optimizer.state_dict())
     again.sampler = second
     again.optimize(objective, n_trials=20)
-    assert second.updates == 40
+    assert second.policy.updates == 40
 
     # 20 + 20 trials with a restart in between sample exactly what one run of 40 samples
     whole = optuna.create_study(direction="maximize", sampler=ReinforceSampler(seed=5))
     whole.optimize(hidden_target(2), n_trials=40)
     resumed = optuna.load_study(study_name="s", storage=url)
     assert [t.params for t in resumed.trials] == [t.params for t in whole.trials]
-    assert whole.sampler.baseline == pytest.approx(second.baseline, abs=1e-12)
+    assert whole.sampler.policy.baseline == pytest.approx(second.policy.baseline, abs=1e-12)
 
-    # the state loads with torch.load(weights_only=True) and fits in chunks
-    header = resumed._storage.get_study_system_attrs(resumed._study_id)[rl.KEY]
-    assert header["updates"] == 40 and header["chunks"] >= 1
+    # the state is plain data: its chunks load with torch.load(weights_only=True)
+    attrs = resumed._storage.get_study_system_attrs(resumed._study_id)
+    header = attrs[rl.KEY]
+    assert header["updates"] == 40
+    text = "".join(attrs[f"{rl.KEY}:{header['slot']}:{i}"] for i in range(header["chunks"]))
+    state = torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+    assert state["updates"] == 40 and state["vocab"] == second.policy.vocab
+    assert _tensors_equal(state["model"], second.policy.model.state_dict())
 
 
 def test_chunks_and_parallel_workers(monkeypatch):
-    monkeypatch.setattr(rl, "CHUNK", 1000)          # many chunks
+    monkeypatch.setattr(persistence, "CHUNK", 1000)          # many chunks
     storage = optuna.storages.InMemoryStorage()
     a = optuna.create_study(direction="maximize", storage=storage, study_name="w",
                             sampler=ReinforceSampler(seed=1))
@@ -127,9 +134,9 @@ def test_chunks_and_parallel_workers(monkeypatch):
     assert header["chunks"] > 10
     # each worker read the other's updates before sampling: one controller, 12 updates
     assert header["updates"] == 12
-    assert a.sampler.updates in (10, 12) and b.sampler.updates == 12
+    assert a.sampler.policy.updates in (10, 12) and b.sampler.policy.updates == 12
     c = ReinforceSampler(seed=9, study=b)
-    assert _tensors_equal(c.model.state_dict(), b.sampler.model.state_dict())
+    assert _tensors_equal(c.policy.model.state_dict(), b.sampler.policy.model.state_dict())
 
     # a state whose chunks do not match the header (a clash of writers) does not stop a worker:
     # it goes on with its own controller, and its next update writes a whole state again
@@ -137,7 +144,7 @@ def test_chunks_and_parallel_workers(monkeypatch):
     with pytest.warns(UserWarning, match="does not match its header"):
         assert not ReinforceSampler(seed=9, study=b).load(b, attempts=2)
     b.optimize(hidden_target(3), n_trials=1)
-    assert ReinforceSampler(seed=9, study=b).updates == 13
+    assert ReinforceSampler(seed=9, study=b).policy.updates == 13
 
 
 def test_numeric_distributions():
@@ -167,13 +174,16 @@ def test_numeric_distributions():
     study = optuna.create_study(direction="maximize", sampler=ReinforceSampler(seed=0))
     study.optimize(objective, n_trials=120)
     seen = {name: {t.params[name] for t in study.trials} for name in study.trials[0].params}
-    assert seen["k"] <= {1, 2, 3, 4} and seen["c"] <= set(range(8, 65, 8))
-    assert seen["n"] <= {round(x * 1000 / 9) for x in range(10)}
-    assert len(seen["lr"]) > 3
-    assert all(min(abs(v - q) for q in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)) < 1e-9 for v in seen["p"])
+    # the long ranges are proposed at their points only: n at 10 of its 1001 values, lr at 10
+    # log-spaced ones
+    assert seen["n"] <= {round(x * 1000 / 9) for x in range(10)} and len(seen["n"]) > 3
+    points = options_of(FloatDistribution(1e-4, 1e-1, log=True))
+    assert all(min(abs(v - q) for q in points) < 1e-12 for v in seen["lr"]) and len(seen["lr"]) > 3
+    assert len(seen["c"]) > 3 and len(seen["p"]) > 3
     last = study.trials[-30:]
     assert statistics.mean(t.value for t in last) > statistics.mean(
         t.value for t in study.trials[:30]) + 0.5
+    assert sum(t.params["k"] == 3 for t in last) > 15          # it learnt the best k
 
 
 def test_conditional_and_enqueued_trials():
@@ -188,8 +198,8 @@ def test_conditional_and_enqueued_trials():
     study.enqueue_trial({"kind": "pool", "pool.s": 2})
     study.enqueue_trial({"kind": "conv"})             # conv.k sampled after a fixed kind
     study.optimize(objective, n_trials=60)
-    assert study.sampler.updates == 60
-    names = [v["name"] for v in study.sampler.vocab]
+    assert study.sampler.policy.updates == 60
+    names = [v["name"] for v in study.sampler.policy.vocab]
     assert names[:2] == ["kind", "pool.s"] and "conv.k" in names
     assert study.trials[1].params["kind"] == "conv" and "conv.k" in study.trials[1].params
     assert statistics.mean(t.value for t in study.trials[-20:]) > 0.75
@@ -208,14 +218,17 @@ def test_mnasnet_reward_and_rejected_samples():
     study = optuna.create_study(direction="maximize",
                                 sampler=ReinforceSampler(seed=0, target_macs=T))
     study.optimize(objective, n_trials=30)
-    for t in study.trials:
-        reward = t.system_attrs.get(rl.REWARD)
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            assert reward == pytest.approx(t.value * (t.user_attrs["macs"] / T) ** -0.07)
-        elif reward is not None:     # a rejected sample gets the lowest reward seen before it
-            earlier = [u.system_attrs[rl.REWARD] for u in study.trials[:t.number]
-                       if rl.REWARD in u.system_attrs]
-            assert reward == min(earlier)
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    rejected = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert completed and rejected
+    for t in completed:
+        assert t.system_attrs[rl.REWARD] == pytest.approx(
+            t.value * (t.user_attrs["macs"] / T) ** -0.07)
+    for t in rejected:      # the lowest reward seen before it (none before the first reward)
+        earlier = [u.system_attrs[rl.REWARD] for u in study.trials[:t.number]
+                   if rl.REWARD in u.system_attrs]
+        assert t.system_attrs.get(rl.REWARD) == (min(earlier) if earlier else None)
+    assert any(rl.REWARD in t.system_attrs for t in rejected)
 
 
 def test_multi_objective_refused():
@@ -239,8 +252,8 @@ def test_no_sample_is_tried_twice_until_the_space_is_exhausted():
     seen = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(seen)) == 4                        # every network once, none repeated
     study.optimize(objective, n_trials=3)              # exhausted: samples freely again
-    assert all(math.isfinite(p.detach().sum()) for p in study.sampler.model.parameters())
-    assert study.sampler.updates == 7
+    assert all(math.isfinite(p.detach().sum()) for p in study.sampler.policy.model.parameters())
+    assert study.sampler.policy.updates == 7
     # the masked draws are learnt from with their masks: the gradient stays finite
     for t in study.trials[:4]:
         assert t.system_attrs[rl.PATH] == list(t.params)
@@ -257,14 +270,14 @@ def test_the_best_trials_are_imitated():
     study.optimize(hidden_target(4), n_trials=12)
     sampler = study.sampler
     last = study.trials[-1]
-    elite = sampler._elite(study, last, last.state, last.system_attrs[rl.REWARD])
+    elite = sampler.elite(study, last, last.state, last.system_attrs[rl.REWARD])
     best = sorted(study.trials, key=lambda t: (-t.system_attrs[rl.REWARD], t.number))[:3]
     assert [[tok for _, tok, _ in seq] for seq in elite] == \
         [[t.params[f"d{i}"] for i in range(6)] for t in best]
     # imitation alone (no policy gradient: a constant reward) makes the best trial likelier
-    before = sampler._log_prob([(sampler._add(e), tok) for e, tok, _ in elite[0]])[0].item()
-    steps = [(sampler._add(e), tok) for e, tok, _ in elite[0]]
+    before = sampler.policy.log_prob([(sampler.policy.add(e), tok) for e, tok, _ in elite[0]])[0].item()
+    steps = [(sampler.policy.add(e), tok) for e, tok, _ in elite[0]]
     for _ in range(5):
-        sampler.update(steps, sampler.baseline, [steps])
-    after = sampler._log_prob(steps)[0].item()
+        sampler.policy.update(steps, sampler.policy.baseline, [steps])
+    after = sampler.policy.log_prob(steps)[0].item()
     assert after > before + 0.5, (before, after)

@@ -8,6 +8,7 @@ import functools
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,26 +17,27 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy.engine
+import sqlalchemy.exc
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 import netspec
-from netspec.errors import SpecError
-from netspec.search.runner import (
-    SearchFailed,
-    StorageError,
-    finished_trials,
-    register_search_configs,
-    run_search,
-)
-from netspec.search.space import FixedTrial, Sampler, load_space, shipped_spaces
-from netspec.search.strategies import StrategyError
+from netspec.errors import ConfigError, SearchFailed, SpecError, StorageError, StrategyError
+from netspec.search import objective
+from netspec.search.config import register_search_configs
+from netspec.search.latency import measure_latency
+from netspec.search.rl import KEY as RL_STATE
+from netspec.search.runner import run_search
+from netspec.search.sampling import FixedTrial, Sampler
+from netspec.search.space import load_space, shipped_spaces
+from netspec.search.trials import finished_trials
 from netspec.train.config import config_dir, register_configs, register_spec_paths
-from netspec.train.optim import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_RL = importlib.util.find_spec("netspec.search.rl") is not None
 
 # two decisions at the top, one that exists only under the first option of another (conditional)
 TINY = """\
@@ -196,23 +198,70 @@ def test_cmaes_on_a_numeric_space_and_refused_on_categorical_choices(files):
 
 
 def test_nsga2_multi_objective_writes_the_pareto_set(files):
+    # digits, where a larger network learns more: a Pareto front of several trials
     r = search(files, f"space={files / 'tiny.yaml'}", "strategy=nsga2", "n_trials=4",
-               "objectives=[acc,macs]", "strategy.options.population_size=2")
+               "objectives=[acc,macs]", "strategy.options.population_size=2", *DIGITS)
     assert len(r.study.directions) == 2
     assert states(r.study) == [TrialState.COMPLETE] * 4
     pareto = sorted((r.run_dir / "pareto").glob("trial_*.yaml"))
-    assert pareto and len(pareto) == len(r.study.best_trials)
+    front = {t.number: t for t in r.study.best_trials}
+    assert len(front) >= 2, [(t.number, t.values) for t in r.study.trials]
+    assert [p.name for p in pareto] == [f"trial_{n:04d}.yaml" for n in sorted(front)]
     assert (r.run_dir / "pareto.png").is_file() and (r.run_dir / "best.yaml").is_file()
-    for p in pareto:
-        netspec.analyze(p)
+    for p in pareto:                  # each file is its trial's network
+        t = front[int(p.stem.split("_")[1])]
+        rep = netspec.analyze(p)
+        assert (rep.params, rep.macs) == (t.user_attrs["params"], t.user_attrs["macs"])
+        assert rep.macs == t.values[1]
 
 
-def test_latency_objective_is_measured(files):
-    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=nsga2", "n_trials=2",
-               "objectives=[acc,latency]", "strategy.options.population_size=2", "latency.runs=3")
+def _fake_latency(spec, lat) -> float:
+    """A stand-in for the measurement: a number of the network alone, so each sample has its own."""
+    return netspec.analyze(spec).params / 1000 + lat.batch
+
+
+def test_latency_objective_is_the_measured_latency(files, monkeypatch):
+    monkeypatch.setattr(objective, "measure_latency", _fake_latency)
+    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=nsga2", "n_trials=3",
+               "objectives=[acc,latency]", "strategy.options.population_size=2", "latency.batch=2")
     for t in r.study.trials:
-        assert t.values[1] == pytest.approx(t.user_attrs["latency_ms"], rel=1e-3)
-        assert t.values[1] > 0
+        spec = yaml.safe_load((r.run_dir / t.user_attrs["spec"]).read_text())
+        assert t.values[1] == pytest.approx(_fake_latency(spec, OmegaConf.create({"batch": 2})))
+
+
+class _Probe(torch.nn.Module):
+    """A network that records the torch threads each forward ran with."""
+
+    input_shape = (3, 32, 32)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 32, 3)
+        self.threads: set[int] = set()
+
+    def forward(self, x):
+        self.threads.add(torch.get_num_threads())
+        return self.conv(x)
+
+
+def test_measure_latency_times_forwards_on_its_threads(monkeypatch):
+    import netspec.compile
+    probe = _Probe()
+    monkeypatch.setattr(netspec.compile, "build", lambda spec: probe)
+    lat = OmegaConf.create({"batch": 1, "runs": 3, "warmup": 1, "threads": 2, "device": "cpu"})
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measure_latency({}, lat)
+        assert probe.threads == {2}                  # Timer's num_threads: latency.threads
+        assert torch.get_num_threads() == 1          # the caller's setting back
+        # one thread: two would wait for each other on a busy machine, whatever the batch
+        lat.threads, lat.runs = 1, 7
+        one = measure_latency({}, lat)
+        lat.batch = 64
+        assert measure_latency({}, lat) > 4 * one > 0    # 64 images take longer than one
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_grid_compound_scaling_then_the_scaled_family(files):
@@ -244,13 +293,18 @@ emit: {{phi: [1, 2]}}
     assert "data.size=" in b2.read_text()
 
 
-@pytest.mark.skipif(not HAS_RL, reason="netspec/search/rl.py (the REINFORCE controller) is "
-                                        "not there yet")
+def _rl_updates(study) -> int:
+    return study._storage.get_study_system_attrs(study._study_id)[RL_STATE]["updates"]
+
+
 def test_rl_strategy_runs_and_resumes(files):
     r = search(files, f"space={files / 'tiny.yaml'}", "strategy=rl", "n_trials=3")
     assert states(r.study) == [TrialState.COMPLETE] * 3
+    assert _rl_updates(r.study) == 3
     r2 = search(files, f"space={files / 'tiny.yaml'}", "strategy=rl", "n_trials=5")
     assert len(finished_trials(r2.study.trials)) == 5
+    assert "(3 of 5 trials done)" in r2.lines[0] and len(r2.lines) == 3   # two more trials ran
+    assert _rl_updates(r2.study) == 5          # the controller went on from the saved one
 
 
 def test_hparams_space_sets_training_keys(files):
@@ -290,25 +344,56 @@ def test_spec_on_the_command_line_replaces_the_base(files):
 
 # -- constraints, pruning, faults ------------------------------------------------------------------
 
-def test_static_constraint_rejects_over_budget_samples_in_milliseconds(files):
+@pytest.mark.parametrize("key, attr", [("max_macs", "macs"), ("max_params", "params")])
+def test_static_constraint_rejects_over_budget_samples_in_milliseconds(files, key, attr):
     sp = load_space(files / "tiny.yaml")
     sampler = Sampler(sp, sp.base_spec(), "tiny")
-    macs = sorted({sampler.sample(FixedTrial({"stem[0].conv.c": c, "stages[0]": o})).report.macs
-                   for c in (4, 8) for o in ("conv", "pool")})
-    limit = (macs[0] + macs[-1]) // 2
+    costs = sorted({getattr(sampler.sample(FixedTrial({"stem[0].conv.c": c, "stages[0]": o})).report,
+                            attr) for c in (4, 8) for o in ("conv", "pool")})
+    limit = (costs[0] + costs[-1]) // 2
     r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=8",
-               f"constraints.max_macs={limit}", "seed=0")
+               f"constraints.{key}={limit}", "seed=0")
     rejected = [t for t in r.study.trials if "rejected" in t.user_attrs]
     kept = [t for t in r.study.trials if t.state == TrialState.COMPLETE]
     assert rejected and kept
     for t in rejected:
-        assert t.state == TrialState.PRUNED and t.user_attrs["macs"] > limit
-        assert "> max_macs" in t.user_attrs["rejected"]
+        assert t.state == TrialState.PRUNED and t.user_attrs[attr] > limit
+        assert f"> {key}" in t.user_attrs["rejected"]
         assert t.user_attrs["seconds"] < 1.0
         assert not (r.run_dir / "trials" / f"{t.number:04d}" / "train.log").exists()
-    assert all(t.user_attrs["macs"] <= limit for t in kept)
+    assert all(t.user_attrs[attr] <= limit for t in kept)
+    assert not any("latency_ms" in t.user_attrs for t in r.study.trials)    # nothing measured
     csv = (r.run_dir / "trials.csv").read_text()
-    assert "> max_macs" in csv
+    assert f"> {key}" in csv
+
+
+def test_max_latency_ms_rejects_the_samples_measured_over_it(files, monkeypatch):
+    # measured for real: no network runs a forward in a nanosecond
+    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=2",
+               "constraints.max_latency_ms=0.000001", "latency.runs=2", run="real")
+    for t in r.study.trials:
+        assert t.state == TrialState.PRUNED and t.user_attrs["latency_ms"] > 0
+        assert "> max_latency_ms 1e-06" in t.user_attrs["rejected"]
+        assert not (r.run_dir / "trials" / f"{t.number:04d}" / "train.log").exists()
+    # a limit between the networks' latencies (a measurement of their own, to be repeatable):
+    # exactly those over it are rejected, before training
+    monkeypatch.setattr(objective, "measure_latency", _fake_latency)
+    sp = load_space(files / "tiny.yaml")
+    sampler = Sampler(sp, sp.base_spec(), "tiny")
+    lat = OmegaConf.create({"batch": 1})
+    times = sorted({_fake_latency(sampler.sample(FixedTrial({"stem[0].conv.c": c, "stages[0]": o}))
+                                  .spec, lat) for c in (4, 8) for o in ("conv", "pool")})
+    limit = (times[0] + times[-1]) / 2
+    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=8",
+               f"constraints.max_latency_ms={limit}", "seed=0")
+    rejected = [t for t in r.study.trials if "rejected" in t.user_attrs]
+    kept = [t for t in r.study.trials if t.state == TrialState.COMPLETE]
+    assert rejected and kept and len(rejected) + len(kept) == 8
+    for t in rejected:
+        assert t.state == TrialState.PRUNED and t.user_attrs["latency_ms"] > limit
+        assert "> max_latency_ms" in t.user_attrs["rejected"]
+        assert not (r.run_dir / "trials" / f"{t.number:04d}" / "train.log").exists()
+    assert all(t.user_attrs["latency_ms"] <= limit for t in kept)
 
 
 def _lr_space(files, lrs):
@@ -332,14 +417,22 @@ def test_median_pruner_stops_a_poor_trial(files):
     assert len(poor.intermediate_values) == 1 < len(by_lr[0.01].intermediate_values)
 
 
-def test_hyperband_pruner_reports_every_epoch(files):
-    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=3",
-               "pruner=hyperband", "budget.epochs=2")
+def test_hyperband_prunes_poor_trials_at_its_first_rung(files):
+    # 3 epochs, reduction factor 3: two brackets, one with rungs at epochs 1 and 3, one that only
+    # stops at 3. A trial's bracket is crc32("<study>_<number>"): in study lr-grid, trials 0
+    # (lr 0.01), 3 and 4 (the poor ones) share the first, 1 and 2 the second
+    space = _lr_space(files, "[0.01, 0.02, 0.03, 1.0e-7, 3.0e-7]")
+    r = search(files, f"space={space}", "strategy=grid", "n_trials=null", "pruner=hyperband",
+               *DIGITS)
     assert isinstance(r.study.pruner, optuna.pruners.HyperbandPruner)
-    for t in r.study.trials:
-        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        assert 1 <= len(t.intermediate_values) <= 2
-        assert set(t.intermediate_values) <= {1, 2}     # steps are epochs trained
+    by_lr = {t.params["train.optim.lr"]: t for t in r.study.trials}
+    for lr in (0.01, 0.02, 0.03):
+        assert by_lr[lr].state == TrialState.COMPLETE
+        assert list(by_lr[lr].intermediate_values) == [1, 2, 3]     # a step is an epoch trained
+    for lr in (1e-7, 3e-7):
+        assert by_lr[lr].state == TrialState.PRUNED
+        assert list(by_lr[lr].intermediate_values) == [1]
+        assert "pruned after 1 epoch:" in by_lr[lr].user_attrs["pruned"]
 
 
 def test_asha_promotes_the_top_third_at_each_rung(files):
@@ -425,11 +518,14 @@ def test_a_trial_trains_with_ddp_spawn_on_every_rank(files):
 def test_rerun_resumes_to_the_requested_total(files):
     r = search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=2")
     first = {t.number: t.values for t in r.study.trials}
+    started = {t.number: t.datetime_start for t in r.study.trials}
     r = search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=4")
     assert len(finished_trials(r.study.trials)) == 4
-    assert {t.number: t.values for t in r.study.trials if t.number in first} == first
+    assert "(2 of 4 trials done)" in r.lines[0] and len(r.lines) == 3    # two trials ran
+    assert {t.number: (t.values, t.datetime_start) for t in r.study.trials if t.number in first} \
+        == {n: (v, started[n]) for n, v in first.items()}   # the first two, not trained again
     r = search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=4")
-    assert len(r.study.trials) == 4                        # nothing left to do
+    assert len(r.study.trials) == 4 and len(r.lines) == 1   # nothing left to do
     with pytest.raises(ConfigError, match="objectives"):
         search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=4",
                "objectives=[acc,macs]")
@@ -441,10 +537,18 @@ def test_journal_storage(files):
     assert (files / "journal.log").is_file() and len(r.study.trials) == 2
 
 
+# postgresql:// is SQLAlchemy's default driver for it (psycopg2; psycopg from SQLAlchemy 2.1): where
+# it is missing, its pip package is named; where it is there, the refused connection (port 1)
+PG = "postgresql://nas@127.0.0.1:1/nas"
+PG_DRIVER = sqlalchemy.engine.make_url(PG).get_dialect().driver
+NO_SERVER = "cannot open it" if importlib.util.find_spec(PG_DRIVER) else \
+    re.escape("no database driver for it (pip install ") + f".*{PG_DRIVER}"
+
+
 @pytest.mark.parametrize("url, says", [
     ("foo://x", "cannot open it"),                        # no such SQLAlchemy dialect
     ("postgresql://nas@:::bad/nas", "not a valid storage URL"),
-    ("postgresql://nas@127.0.0.1:1/nas", ""),             # no server there (or no driver)
+    (PG, NO_SERVER),
 ])
 def test_a_bad_storage_url_is_one_clear_error(files, url, says):
     with pytest.raises(StorageError, match=f"storage={re.escape(url)}: .*{says}"):
@@ -461,10 +565,11 @@ def _env():
 
 
 def _trials_of(run_dir, name="tiny-random", storage=None):
+    """The study's trials; none while the command has not created it (or its tables) yet."""
     try:
         return optuna.load_study(study_name=name,
                                  storage=storage or f"sqlite:///{run_dir / 'study.db'}").trials
-    except (KeyError, Exception):
+    except (KeyError, sqlalchemy.exc.OperationalError):
         return []
 
 
@@ -535,6 +640,9 @@ def test_ctrl_c_then_rerun_trains_the_interrupted_sample_again(files):
                 any(t.state == TrialState.RUNNING for t in trials):
             break
         time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the search did not get going")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "resumes" in err
@@ -617,13 +725,18 @@ def test_hydra_sweep_of_netspec_train(tmp_path):
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_search_spaces_and_configs(tmp_path):
-    target = tmp_path / "site"
+    # from a clean copy: setuptools reuses a build/ folder, whose stale files would hide a
+    # package missing from pyproject.toml (and the checkout gets none)
+    src, target = tmp_path / "src", tmp_path / "site"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".*_cache", "outputs"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(ROOT)],
+                    "--no-build-isolation", "--target", str(target), str(src)],
                    check=True, cwd=tmp_path)
     pkg = target / "netspec"
     for f in ("search_spaces/mobile_stages.yaml", "search_spaces/nasnet_cell.yaml",
               "search_spaces/compound.yaml", "search_spaces/hparams.yaml", "search/runner.py",
+              "search/rl/sampler.py",
               "conf/search.yaml", "conf/strategy/tpe.yaml", "conf/pruner/median.yaml"):
         assert (pkg / f).is_file(), f
     code = ("import pathlib, netspec.search.space as s; "

@@ -1,6 +1,7 @@
 """Neural architecture search: spaces (specs with choices), strategies (Optuna samplers, the
 REINFORCE controller), the runner (`python -m netspec.search`) and its results."""
-from .space import Sample, Sampler, Space, load_space, shipped_spaces
+from .sampling import Sample, Sampler
+from .space import Space, load_space, shipped_spaces
 
 __all__ = ["Space", "Sampler", "Sample", "load_space", "shipped_spaces", "run_search"]
 

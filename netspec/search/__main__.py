@@ -39,11 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     import hydra
 
     from ..cli import emit, user_errors
+    from ..plugins import load_plugins
     from ..train.config import config_dir, register_spec_paths
-    from .runner import register_search_configs
+    from .config import register_search_configs
     register_search_configs()
     args = sys.argv[1:] if argv is None else argv
     with user_errors():
+        load_plugins()
         sys.argv[1:] = register_spec_paths(args)
     if "--help" in args or "-h" in args:
         from pathlib import Path

@@ -7,8 +7,8 @@ last step a trial reaches.
 
 Single-objective studies only (Optuna's pruners compare one intermediate value; see
 strategies.make_pruner). Under DDP the value is reported by rank 0 and the decision broadcast
-from it, so every rank stops at the same epoch; with ``ddp_spawn`` the runner asks the trial once
-more after training (the spawned rank 0 wrote the values to the storage).
+from it, so every rank stops at the same epoch; with ``ddp_spawn`` the objective asks the trial
+once more after training (the spawned rank 0 wrote the values to the storage).
 """
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from pathlib import Path
 
@@ -22,18 +21,11 @@ import optuna
 from optuna.trial import TrialState
 
 from ..lang.source import load_file, plain
-from .space import FixedTrial, bake_resolution, write_spec
-
-COST_UNITS = {"macs": "MACs", "params": "params", "latency": "latency (ms)"}
-
-
-def _si(v) -> str:
-    if v is None:
-        return "-"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(v) >= div:
-            return f"{v / div:.3g}{unit}"
-    return f"{v:.3g}"
+from .figures import plot_history, plot_pareto
+from .formatting import si
+from .sampling import FixedTrial, bake_resolution, resolve
+from .trials import finished_trials, replaced_trials
+from .writing import write_spec
 
 
 class Progress:
@@ -47,7 +39,6 @@ class Progress:
         self.started = time.time()
 
     def __call__(self, study: optuna.Study, t) -> None:
-        from .runner import finished_trials
         s = self.search
         seconds = t.user_attrs.get("seconds")
         if seconds is None and t.datetime_complete and t.datetime_start:
@@ -61,7 +52,7 @@ class Progress:
             what = f"({ua.get('rejected') or ua.get('pruned') or 'pruned'})"
         else:
             what = f"({ua.get('fail_reason', 'failed')})"
-        cost = f"MACs {_si(ua.get('macs'))} params {_si(ua.get('params'))}"
+        cost = f"MACs {si(ua.get('macs'))} params {si(ua.get('params'))}"
         if ua.get("latency_ms") is not None:
             cost += f" {ua['latency_ms']:.2f} ms"
         if len(study.directions) == 1:
@@ -84,7 +75,6 @@ class Progress:
 # -- the files -------------------------------------------------------------------------------------
 
 def _trials(study):
-    from .runner import replaced_trials
     trials = study.get_trials(deepcopy=False)
     gone = replaced_trials(trials)
     return trials, gone
@@ -170,7 +160,7 @@ def _copy_spec(search, trial, dest: Path, title: str) -> Path | None:
 def _fmt(v) -> str:
     if isinstance(v, float) and abs(v) < 10:
         return f"{v:.4f}"
-    return _si(v) if isinstance(v, (int, float)) else str(v)
+    return si(v) if isinstance(v, (int, float)) else str(v)
 
 
 def write_results(search, final: bool = False) -> dict:
@@ -213,7 +203,6 @@ def emit_scaled(search, trial, folder: Path) -> list[Path]:
     """The best sample with each phi of the space's `emit:` (EfficientNet's B1..Bn), written with
     the scaled resolution as its input size (the data's size times gamma^phi)."""
     from ..analyze import report_of
-    from .space import _resolve
     spec = search.unbaked(trial.params)
     scale = dict(spec.get("scale") or {})
     folder.mkdir(parents=True, exist_ok=True)
@@ -223,8 +212,8 @@ def emit_scaled(search, trial, folder: Path) -> list[Path]:
         s["scale"] = {**scale, "phi": phi}
         s["name"] = f"{search.space.name}_b{phi}"
         baked, size = bake_resolution(s)
-        rep = report_of(_resolve(s))
-        if size is not None and report_of(_resolve(baked)).macs == rep.macs:
+        rep = report_of(resolve(s))
+        if size is not None and report_of(resolve(baked)).macs == rep.macs:
             s = baked
         a, b, g = (scale.get(k) for k in ("alpha", "beta", "gamma"))
         path = folder / f"b{phi}.yaml"
@@ -239,83 +228,3 @@ def emit_scaled(search, trial, folder: Path) -> list[Path]:
             "train it:", f"  {cmd}"])
         out.append(write_spec(s, path, header))
     return out
-
-
-# -- figures ---------------------------------------------------------------------------------------
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def plot_history(search, path: Path) -> Path | None:
-    study = search.study
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not done:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    xs = [t.number for t in done]
-    ys = [t.values[0] for t in done]
-    ax.scatter(xs, ys, s=18, label="completed", color="tab:blue", zorder=3)
-    pruned = [(t.number, t.user_attrs["acc"]) for t in trials
-              if t.state == TrialState.PRUNED and "acc" in t.user_attrs]
-    if pruned:
-        ax.scatter(*zip(*pruned), marker="x", color="gray", s=18, label="pruned", zorder=2)
-    rejected = [t.number for t in trials if t.state == TrialState.PRUNED and
-                "rejected" in t.user_attrs]
-    failed = [t.number for t in trials if t.state == TrialState.FAIL]
-    best, run = [], -math.inf
-    for t in sorted(done, key=lambda t: t.number):
-        run = max(run, t.values[0])
-        best.append((t.number, run))
-    ax.step(*zip(*best), where="post", color="tab:orange", label="best so far", zorder=4)
-    low = min(ys)
-    for nums, label, color in ((rejected, "rejected (constraint)", "tab:purple"),
-                               (failed, "failed", "tab:red")):
-        if nums:
-            ax.scatter(nums, [low] * len(nums), marker="|", s=60, color=color, label=label)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{search.study_name}: {len(done)} completed of {len(trials)} trials")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_pareto(search, path: Path) -> Path | None:
-    study = search.study
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    if not done:
-        return None
-    cost = search.objectives[1]
-    front = {t.number for t in study.best_trials}
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    others = [t for t in done if t.number not in front]
-    if others:
-        ax.scatter([t.values[1] for t in others], [t.values[0] for t in others], s=16,
-                   color="lightgray", label="trials")
-    pf = sorted((t for t in done if t.number in front), key=lambda t: t.values[1])
-    ax.plot([t.values[1] for t in pf], [t.values[0] for t in pf], "o-", color="tab:red",
-            label="Pareto front", drawstyle="steps-post")
-    for t in pf:
-        ax.annotate(f"#{t.number}", (t.values[1], t.values[0]), fontsize=7,
-                    textcoords="offset points", xytext=(3, 3))
-    if all(t.values[1] > 0 for t in done):
-        ax.set_xscale("log")
-    ax.set_xlabel(COST_UNITS.get(cost, cost))
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{search.study_name}: accuracy against {COST_UNITS.get(cost, cost)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -14,17 +14,16 @@ rl          the REINFORCE controller of Zoph & Le (netspec.search.rl.ReinforceSa
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import optuna
 
 from ..errors import StrategyError, did_you_mean
 
-STRATEGIES = ("random", "tpe", "cmaes", "nsga2", "grid", "rl")
-PRUNERS = ("none", "median", "asha", "hyperband")
 OBJECTIVES = {"acc": "maximize", "macs": "minimize", "params": "minimize",
               "latency": "minimize"}
-
 
 
 def directions(objectives: list[str]) -> list[str]:
@@ -54,92 +53,125 @@ def _kwargs(cls, options: dict, what: str) -> dict:
     return dict(options)
 
 
-def make_sampler(name: str, options: dict, *, seed: int | None, n_objectives: int,
-                 categorical: list[str], constraints_func: Callable | None = None):
-    """The Optuna sampler of a strategy; ``categorical`` names the space's {choice:} params."""
-    options = dict(options or {})
-    if name not in STRATEGIES:
-        raise StrategyError(f"unknown strategy '{name}'{did_you_mean(name, STRATEGIES)}; use "
-                            f"{', '.join(STRATEGIES)}")
-    if name in ("random", "grid"):        # grid: every point is enqueued; this draws nothing
-        cls = optuna.samplers.RandomSampler
-        return cls(seed=seed, **_kwargs(cls, options, f"strategy={name}"))
-    if name == "tpe":
-        cls = optuna.samplers.TPESampler
-        kw = {"multivariate": True, "group": True, **options}
-        if constraints_func is not None:
-            kw["constraints_func"] = constraints_func
-        return _quiet(lambda: cls(seed=seed, **_kwargs(cls, kw, "strategy=tpe")))
-    if name == "cmaes":
-        if n_objectives > 1:
-            raise StrategyError("strategy=cmaes optimizes one objective; for accuracy against "
-                                "MACs, params or latency use strategy=nsga2")
-        if categorical:
-            raise StrategyError(
-                f"strategy=cmaes works on numeric spaces only ({{int: [lo, hi]}}, {{float: "
-                f"[lo, hi]}}); this space has categorical choices ({', '.join(categorical[:3])}"
-                f"{', ...' if len(categorical) > 3 else ''}): use tpe, random or rl")
-        try:
-            import cmaes  # noqa: F401
-        except ImportError:
-            raise StrategyError("strategy=cmaes needs the cmaes package: pip install cmaes") \
-                from None
-        cls = optuna.samplers.CmaEsSampler
-        kw = {"warn_independent_sampling": False, **options}
-        return cls(seed=seed, **_kwargs(cls, kw, "strategy=cmaes"))
-    if name == "nsga2":
-        cls = optuna.samplers.NSGAIISampler
-        kw = dict(options)
-        if constraints_func is not None:
-            kw["constraints_func"] = constraints_func
-        return cls(seed=seed, **_kwargs(cls, kw, "strategy=nsga2"))
-    # rl: the REINFORCE controller lives in its own module, imported only when asked for
+# -- samplers --------------------------------------------------------------------------------------
+
+def _single_objective_numeric(n_objectives: int, categorical: list[str]) -> None:
+    """CMA-ES: one objective, numeric choices only, and the cmaes package."""
+    if n_objectives > 1:
+        raise StrategyError("strategy=cmaes optimizes one objective; for accuracy against "
+                            "MACs, params or latency use strategy=nsga2")
+    if categorical:
+        raise StrategyError(
+            f"strategy=cmaes works on numeric spaces only ({{int: [lo, hi]}}, {{float: "
+            f"[lo, hi]}}); this space has categorical choices ({', '.join(categorical[:3])}"
+            f"{', ...' if len(categorical) > 3 else ''}): use tpe, random or rl")
     try:
-        from .rl import MULTI_OBJECTIVE, ReinforceSampler
+        import cmaes  # noqa: F401
+    except ImportError:
+        raise StrategyError("strategy=cmaes needs the cmaes package: pip install cmaes") from None
+
+
+def _single_objective(n_objectives: int, categorical: list[str]) -> None:
+    """The REINFORCE controller: refused before the study opens, not from inside a trial."""
+    from .rl import MULTI_OBJECTIVE  # imported already (_reinforce)
+    if n_objectives > 1:
+        raise StrategyError(MULTI_OBJECTIVE.format(n=n_objectives))
+
+
+def _reinforce():
+    # the controller lives in its own package, imported only when asked for
+    try:
+        from .rl import ReinforceSampler
     except ImportError as e:
         raise StrategyError(f"strategy=rl: the REINFORCE controller "
                             f"(netspec.search.rl.ReinforceSampler) cannot be imported: {e}") \
             from None
-    if n_objectives > 1:      # refused before the study opens, not from inside the first trial
-        raise StrategyError(MULTI_OBJECTIVE.format(n=n_objectives))
-    try:
-        return ReinforceSampler(seed=seed, **_kwargs(ReinforceSampler, options, "strategy=rl"))
-    except ValueError as e:   # a bad option value (the controller says which)
-        raise StrategyError(str(e)) from None
+    return ReinforceSampler
 
 
-def _quiet(make):
-    import warnings
-    with warnings.catch_warnings():
+@dataclass(frozen=True)
+class Strategy:
+    """A strategy's sampler: its class (a function that returns it, so rl is imported lazily), our
+    defaults for its options, whether it takes the constraints_func of Optuna < 5, and what it
+    refuses (a check of the number of objectives and the space's categorical choices)."""
+
+    cls: Callable[[], type]
+    defaults: dict = field(default_factory=dict)
+    constraints: bool = False
+    check: Callable[[int, list[str]], None] | None = None
+
+
+SAMPLERS = {
+    "random": Strategy(lambda: optuna.samplers.RandomSampler),
+    "tpe": Strategy(lambda: optuna.samplers.TPESampler, {"multivariate": True, "group": True},
+                    constraints=True),
+    "cmaes": Strategy(lambda: optuna.samplers.CmaEsSampler, {"warn_independent_sampling": False},
+                      check=_single_objective_numeric),
+    "nsga2": Strategy(lambda: optuna.samplers.NSGAIISampler, constraints=True),
+    # every point is enqueued (runner.Search._target); the sampler draws nothing
+    "grid": Strategy(lambda: optuna.samplers.RandomSampler),
+    "rl": Strategy(_reinforce, check=_single_objective),
+}
+STRATEGIES = tuple(SAMPLERS)
+
+
+def make_sampler(name: str, options: dict, *, seed: int | None, n_objectives: int,
+                 categorical: list[str], constraints_func: Callable | None = None):
+    """The Optuna sampler of a strategy; ``categorical`` names the space's {choice:} params."""
+    if name not in SAMPLERS:
+        raise StrategyError(f"unknown strategy '{name}'{did_you_mean(name, STRATEGIES)}; use "
+                            f"{', '.join(STRATEGIES)}")
+    entry = SAMPLERS[name]
+    cls = entry.cls()
+    if entry.check is not None:
+        entry.check(n_objectives, categorical)
+    kw = {**entry.defaults, **(options or {})}
+    if entry.constraints and constraints_func is not None:
+        kw["constraints_func"] = constraints_func
+    kw = _kwargs(cls, kw, f"strategy={name}")
+    with warnings.catch_warnings():     # TPE's multivariate and group are experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return make()
+        try:
+            return cls(seed=seed, **kw)
+        except ValueError as e:     # a bad option value (the sampler says which)
+            if isinstance(e, StrategyError):
+                raise
+            raise StrategyError(f"strategy={name}: {e}") from None
+
+
+# -- pruners ---------------------------------------------------------------------------------------
+
+def _asha_defaults(max_epochs: int, options: dict) -> dict:
+    """One halving, after a third of the budget (min_resource: null asks for it too)."""
+    kw = {"min_resource": None, "reduction_factor": 3, **options}
+    if kw["min_resource"] is None:
+        kw["min_resource"] = max(1, max_epochs // max(1, int(kw["reduction_factor"])))
+    return kw
+
+
+# a pruner's class and its options: ours under the user's, from the budget's epochs; a step is
+# an epoch trained (OptunaPruning reports after epoch 1 as step 1)
+PRUNER_TABLE = {
+    "none": (optuna.pruners.NopPruner, lambda epochs, o: {}),      # prunes nothing: no options
+    "median": (optuna.pruners.MedianPruner,
+               lambda epochs, o: {"n_startup_trials": 3, "n_warmup_steps": 0, **o}),
+    "asha": (optuna.pruners.SuccessiveHalvingPruner, _asha_defaults),
+    "hyperband": (optuna.pruners.HyperbandPruner,
+                  lambda epochs, o: {"min_resource": 1, "max_resource": max(1, epochs),
+                                     "reduction_factor": 3, **o}),
+}
+PRUNERS = tuple(PRUNER_TABLE)
 
 
 def make_pruner(name: str, options: dict, *, n_objectives: int, max_epochs: int):
-    """Optuna's median, successive-halving (ASHA) or Hyperband pruner (single objective only);
-    a step is an epoch trained (OptunaPruning reports after epoch 1 as step 1)."""
-    options = dict(options or {})
-    if name not in PRUNERS:
+    """Optuna's median, successive-halving (ASHA) or Hyperband pruner (single objective only)."""
+    if name not in PRUNER_TABLE:
         raise StrategyError(f"unknown pruner '{name}'{did_you_mean(name, PRUNERS)}; use "
                             f"{', '.join(PRUNERS)}")
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if n_objectives > 1:
+    if name != "none" and n_objectives > 1:
         raise StrategyError(f"pruner={name} needs a single objective: Optuna prunes on one "
                             f"intermediate value, and a multi-objective study has none to compare; "
                             f"drop the pruner (pruner=none) or search accuracy alone "
                             f"(objectives=[acc])")
-    if name == "median":
-        cls = optuna.pruners.MedianPruner
-        kw = {"n_startup_trials": 3, "n_warmup_steps": 0, **options}
-        return cls(**_kwargs(cls, kw, "pruner=median"))
-    if name == "asha":
-        cls = optuna.pruners.SuccessiveHalvingPruner
-        kw = {"min_resource": None, "reduction_factor": 3, **options}
-        if kw["min_resource"] is None:    # one halving, after a third of the budget
-            kw["min_resource"] = max(1, max_epochs // max(1, int(kw["reduction_factor"])))
-        return cls(**_kwargs(cls, kw, "pruner=asha"))
-    cls = optuna.pruners.HyperbandPruner
-    kw = {"min_resource": 1, "max_resource": max(1, max_epochs), "reduction_factor": 3,
-          **options}
-    return cls(**_kwargs(cls, kw, "pruner=hyperband"))
+    cls, options_of = PRUNER_TABLE[name]
+    return cls(**_kwargs(cls, options_of(max_epochs, dict(options or {})), f"pruner={name}"))
