@@ -63,6 +63,7 @@ def test_optimizers_get_their_hyperparameters(mobilenet):
         assert type(opt) is kind, name
         for group in opt.param_groups:
             assert {k: group[k] for k in expected} == expected, name
+    assert type(make_optimizer(mobilenet, optim_cfg(name="AdamW"))) is torch.optim.AdamW
     # Nesterov needs momentum: without it, plain SGD (torch refuses nesterov with momentum 0)
     plain = make_optimizer(mobilenet, optim_cfg(name="sgd", momentum=0.0))
     assert plain.param_groups[0]["nesterov"] is False and plain.param_groups[0]["momentum"] == 0
@@ -215,6 +216,11 @@ def test_plateau_on_a_rising_accuracy_keeps_the_rate():
         assert opt.param_groups[0]["lr"] == 0.1, epoch
         opt.step()
         out["scheduler"].step(0.1 * epoch)
+
+
+def test_schedule_names_ignore_case():
+    out = make_scheduler(two_groups(), sched_cfg(name="OneCycle"), steps_per_epoch=10, epochs=1)
+    assert isinstance(out["scheduler"], torch.optim.lr_scheduler.OneCycleLR)
 
 
 def test_unknown_schedule_names_the_closest():
