@@ -48,17 +48,19 @@ def run(tmp_path, spec, *overrides, name="run", callbacks=(), fast=FAST):
 
 class Record(Callback):
     """Per training batch: the batch, the network's input and logits (after batch mixing), the
-    loss, the learning rate of each parameter group; per epoch: the optimizer's groups."""
+    loss, the learning rate of each parameter group; per epoch: the optimizer's groups and the
+    network's tensors (``start``: its tensors before the first step)."""
 
     def __init__(self):
         self.batches, self.inputs, self.logits, self.losses, self.lrs = [], [], [], [], []
         self.epochs: list[dict] = []       # per epoch: {"groups": [...], "state": {...}}
-        self.optimizer = self.scheduler = None
+        self.optimizer = self.scheduler = self.start = None
 
     def on_train_start(self, trainer, pl_module):
         self.optimizer = trainer.optimizers[0]
         configs = trainer.lr_scheduler_configs
         self.scheduler = configs[0].scheduler if configs else None
+        self.start = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
         pl_module.model.register_forward_hook(self._seen)
 
     def _seen(self, module, args, output):
