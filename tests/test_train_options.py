@@ -195,7 +195,8 @@ def test_experiment_cifar10_resnet20_trains_as_given(tmp_path):
 
 @pytest.mark.slow
 def test_compile_true_trains_a_compiled_network_to_the_same_numbers(tmp_path):
-    """torch.compile (inductor, C++ on the CPU): about 110 s on 2 busy cores, almost all compiling."""
+    """torch.compile (inductor, C++ on the CPU): 50-110 s on 2 shared cores, nearly all of it
+    compiling (about 6 s when inductor's cache already holds the kernels)."""
     import torch._dynamo
     from torch._dynamo.utils import counters
     torch._dynamo.reset()
@@ -210,10 +211,10 @@ def test_compile_true_trains_a_compiled_network_to_the_same_numbers(tmp_path):
 
 @pytest.mark.slow
 def test_the_default_command_reaches_90_percent(tmp_path):
-    """README: `python -m netspec.train spec=mobilenet_v2`, ≈96% val top-1 in about 2.5 min."""
+    """README: `python -m netspec.train spec=mobilenet_v2`, ≈96% val top-1 (seen: 0.9721 in 67 s)."""
     proc = subprocess.run([sys.executable, "-m", "netspec.train", "spec=mobilenet_v2"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     acc = float(re.search(r"best val/acc (\d\.\d+)", proc.stdout).group(1))
     print(f"default command: best val/acc {acc}")
-    assert acc >= 0.90, proc.stdout[-2000:]
+    assert acc >= 0.90, f"best val/acc {acc}"
