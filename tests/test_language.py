@@ -218,14 +218,32 @@ def test_drop_path_schedule_is_linear_like_torchvision():
     assert ours == pytest.approx(ref)
 
 
-def test_drop_path_trains_and_is_identity_in_eval():
-    net = spec(drop_path=0.5, stages=[{"mbconv": {"c": 3, "t": 2, "n": 3}}])
-    model = netspec.build(net)
-    x = torch.randn(4, 3, 16, 16)
-    model.eval()
-    assert torch.equal(model(x), model(x))
+def test_drop_path_drops_whole_samples_in_training_and_nothing_in_eval():
+    stages = [{"mbconv": {"c": 3, "t": 2, "n": 3}}]
+    model = netspec.build(spec(drop_path=0.5, stages=stages))
+    plain = netspec.build(spec(stages=stages))                 # the same network without it
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(64, 3, 16, 16)
+    model.eval(), plain.eval()
+    torch.testing.assert_close(model(x), plain(x), rtol=0, atol=0)   # eval: the identity
+    # training: each sample's residual branch is dropped, or kept and scaled by 1/(1-p)
+    drops = [m for m in model.modules() if type(m).__name__ == "DropPath"]
+    assert [m.p for m in drops] == pytest.approx([0.5 / 3, 1 / 3])  # torchvision's rate * i / N
+    seen = []
+    for m in drops:
+        m.register_forward_hook(lambda m, args, out: seen.append((m.p, args[0], out)))
     model.train()
+    torch.manual_seed(0)
     model(x).sum().backward()
+    model(x)
+    masks = []
+    for p, branch, out in seen:
+        kept = (out != 0).flatten(1).any(1)
+        assert 0 < int(kept.sum()) < 64, p                 # some samples dropped, some kept
+        torch.testing.assert_close(out[kept], branch[kept] / (1 - p))
+        assert not out[~kept].any()
+        masks.append(kept)
+    assert not torch.equal(masks[0], masks[2])             # a new draw each forward
 
 
 # -- the analysis -----------------------------------------------------------------------------
@@ -263,8 +281,10 @@ def test_built_model_is_plain_pytorch_and_exports():
     x = torch.randn(1, 3, 32, 32)
     exported = torch.export.export(model, (x,))
     assert torch.allclose(exported.module()(x), model(x), atol=1e-5)
-    cl = model.to(memory_format=torch.channels_last)
-    assert torch.allclose(cl(x.to(memory_format=torch.channels_last)), model(x), atol=1e-5)
+    expected = model(x)
+    cl = model.to(memory_format=torch.channels_last)        # (in place: `model` is `cl` now)
+    assert cl.stem[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(cl(x.to(memory_format=torch.channels_last)), expected, atol=1e-5)
     assert model.spec["name"] == "mobilenet_v2"
 
 

@@ -1,58 +1,24 @@
 """Training, in-process with Hydra's compose API, on a tiny spec and tiny fake data."""
-import subprocess
-import sys
+import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tiny_training import Record, cfg_of, run, write_tiny
 
-from netspec.errors import SpecError
-from netspec.train.app import spec_overrides, train
-from netspec.train.config import config_dir, register_configs, register_spec_paths
-from netspec.train.data import DataError
-from netspec.train.module import NonFiniteLoss
-from netspec.train.optim import ConfigError, make_optimizer, make_scheduler
-from netspec.train.transfer import CheckpointError, load_checkpoint
-
-TINY = """\
-input: {channels: 3, size: 16}
-num_classes: 10
-defaults: {norm: bn, act: relu}
-stem: [conv: {c: 8, k: 3}]
-stages:
-  - conv: {c: 16, s: 2}
-  - conv: {c: 16}
-head: [pool: global_avg, linear: {c: num_classes}]
-"""
-FAST = ["data=fake", "data.num_samples=96", "data.image_size=16", "data.batch_size=16",
-        "data.val_fraction=0.25", "aug=none", "callbacks=minimal", "logger=csv",
-        "trainer.max_epochs=1", "trainer.enable_model_summary=false", "optim=adamw",
-        "sched=cosine", "sched.warmup_epochs=0"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _configs():
-    register_configs()
+from netspec.errors import CheckpointError, ConfigError, DataError, NonFiniteLoss, SpecError
+from netspec.train.app import spec_overrides
+from netspec.train.config import config_dir
+from netspec.train.transfer import load_checkpoint
 
 
 @pytest.fixture
 def tiny(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY)
-    return path
-
-
-def cfg_of(*overrides):
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        return compose("train", overrides=register_spec_paths(list(overrides)))
-
-
-def run(tmp_path, spec, *overrides, name="run"):
-    cfg = cfg_of(f"spec={spec}", *FAST, f"run_dir={tmp_path / name}", *overrides)
-    return train(cfg)
+    return write_tiny(tmp_path)
 
 
 # -- configuration --------------------------------------------------------------------------------
@@ -61,11 +27,28 @@ GROUPS = sorted(p.name for p in Path(config_dir()).iterdir()
                 if p.is_dir() and p.name not in ("strategy", "pruner"))  # netspec.search's
 
 
+def assert_within(expected: dict, cfg, where: str):
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            assert_within(value, cfg[key], f"{where}.{key}")
+        else:
+            got = cfg[key]
+            got = list(got) if OmegaConf.is_list(got) else got
+            assert got == value, f"{where}.{key}: {got!r}, the file says {value!r}"
+
+
 @pytest.mark.parametrize("group", GROUPS)
-def test_every_option_of_every_group_composes(group):
-    for option in sorted(Path(config_dir(), group).glob("*.yaml")):
+def test_every_option_of_every_group_composes_with_its_values(group):
+    options = sorted(Path(config_dir(), group).glob("*.yaml"))
+    assert options
+    for option in options:
         cfg = cfg_of(f"{group}={option.stem}")
-        assert OmegaConf.to_container(cfg, resolve=True)
+        values = OmegaConf.to_container(OmegaConf.load(option))   # as Hydra parses it
+        values.pop("defaults", None)
+        if "@package _global_" in option.read_text().splitlines()[0]:
+            assert_within(values, cfg, option.name)
+        else:
+            assert_within(values, cfg[group], option.name)
 
 
 def test_typed_configs_reject_misspelt_keys_and_wrong_types():
@@ -93,60 +76,47 @@ def test_spec_fields_are_overridable_and_become_spec_overrides():
     assert original["name"] == "mobilenet_v2"
 
 
-def test_optimizers_skip_weight_decay_on_norms_and_biases():
-    import netspec
-    model = netspec.build("mobilenet_v2", ["input.size=32"])
-    for name in ("sgd", "adam", "adamw", "rmsprop"):
-        opt = make_optimizer(model, OmegaConf.create(
-            {**OmegaConf.to_container(cfg_of(f"optim={name}").optim), "no_decay_depthwise": True}))
-        decayed, plain = opt.param_groups
-        assert plain["weight_decay"] == 0.0
-        # decayed: conv and linear weights, but no depthwise conv weight (one input channel)
-        assert all(p.ndim >= 2 and not (p.ndim == 4 and p.shape[1] == 1)
-                   for p in decayed["params"])
-    with pytest.raises(ConfigError, match="did you mean 'adam'"):
-        make_optimizer(model, OmegaConf.create({"name": "adamx", "weight_decay": 0,
-                                                "no_decay_norm_bias": True,
-                                                "no_decay_depthwise": False}))
-
-
-@pytest.mark.parametrize("sched", ["none", "step", "multistep", "cosine", "onecycle", "plateau"])
-def test_schedules(sched):
-    model = torch.nn.Linear(2, 2)
-    cfg = cfg_of(f"sched={sched}")
-    opt = make_optimizer(model, cfg.optim)
-    out = make_scheduler(opt, cfg.sched, steps_per_epoch=10, epochs=5)
-    if sched == "none":
-        assert out is None
-        return
-    lrs = []
-    for _ in range(50 if out["interval"] == "step" else 5):
-        opt.step()
-        if sched == "plateau":
-            out["scheduler"].step(1.0)
-        else:
-            out["scheduler"].step()
-        lrs.append(opt.param_groups[0]["lr"])
-    assert len(set(lrs)) >= 1 and all(lr >= 0 for lr in lrs)
-    if sched == "cosine":
-        assert lrs[-1] < lrs[len(lrs) // 4]
-
-
 # -- runs -----------------------------------------------------------------------------------------
 
-def test_trains_and_the_spec_follows_the_data(tmp_path, tiny):
-    result = run(tmp_path, tiny, "data.image_size=12", "data.num_classes=4")
+def val_acc_per_epoch(run_dir: Path) -> dict[int, float]:
+    with open(run_dir / "logs" / "metrics.csv", newline="") as f:
+        return {int(r["epoch"]): float(r["val/acc"]) for r in csv.DictReader(f) if r["val/acc"]}
+
+
+@pytest.fixture(scope="module")
+def three_epochs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("three")
+    return run(tmp, write_tiny(tmp), "data.image_size=12", "data.num_classes=4", "optim.lr=0.1",
+               "trainer.max_epochs=3")
+
+
+def test_trains_and_the_spec_follows_the_data(three_epochs):
+    result = three_epochs
     assert result.spec["input"]["size"] == [12, 12] and result.spec["num_classes"] == 4
-    assert Path(result.best_checkpoint).is_file() and Path(result.last_checkpoint).is_file()
-    assert 0.0 <= result.best_val_acc <= 1.0
-    metrics = (result.run_dir / "logs" / "metrics.csv").read_text()
-    for key in ("train/loss", "val/loss", "val/acc", "val/acc_best"):
-        assert key in metrics
+    assert load_checkpoint(result.last_checkpoint)["hyper_parameters"]["spec"] == result.spec
+    # the best epoch is the first with the highest val/acc of the log, and its checkpoint holds it
+    accs = val_acc_per_epoch(result.run_dir)
+    assert sorted(accs) == [0, 1, 2]
+    best = max(accs.values())
+    assert accs[2] < best                            # (so the last epoch's would not do)
+    assert result.best_val_acc == pytest.approx(best)
+    assert result.best_epoch == min(e for e, a in accs.items() if a == best)
+    assert Path(result.best_checkpoint).name == f"best-epoch{result.best_epoch}.ckpt"
+    assert load_checkpoint(result.best_checkpoint)["epoch"] == result.best_epoch
+    metrics = (result.run_dir / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc",
+            "val/acc_best"} <= set(metrics)
+
+
+@pytest.mark.xfail(strict=True, reason="netspec/train/app.py: Lightning 2.6's save_last=True writes "
+                   "last.ckpt only when a best checkpoint is saved, so it holds the last best epoch")
+def test_last_checkpoint_holds_the_last_epoch(three_epochs):
+    assert three_epochs.best_epoch != 2              # (else the two would agree by chance)
+    last = load_checkpoint(three_epochs.last_checkpoint)
+    assert (last["epoch"], last["global_step"]) == (2, 12)          # 3 epochs of 4 batches
 
 
 def test_tensorboard_logger_writes_the_metrics_per_epoch(tmp_path, tiny):
-    pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     result = run(tmp_path, tiny, "logger=tensorboard", "trainer.max_epochs=2")
     events = list((result.run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 1
@@ -160,21 +130,27 @@ def test_tensorboard_logger_writes_the_metrics_per_epoch(tmp_path, tiny):
 
 
 def test_a_fixed_spec_input_resizes_the_data(tmp_path, tiny):
-    result = run(tmp_path, tiny, "spec.input.size=20")
+    rec = Record()
+    result = run(tmp_path, tiny, "spec.input.size=20", callbacks=[rec])    # the data's are 16x16
     assert result.spec["input"]["size"] == [20, 20]
+    assert {tuple(x.shape[1:]) for x, _ in rec.batches} == {(3, 20, 20)}
 
 
-def test_training_options_run(tmp_path, tiny):
-    result = run(tmp_path, tiny, "loss.label_smoothing=0.1", "loss.class_weights=true",
-                 "loss.mixup=0.2", "loss.cutmix=1.0", "optim=sgd", "sched=onecycle",
-                 "aug=strong", "channels_last=true", "debug=fast_dev_run")
-    assert result.best_checkpoint is None  # fast_dev_run writes no checkpoint
+def test_debug_fast_dev_run_is_one_batch_and_no_best_checkpoint(tmp_path, tiny):
+    # (each training option's effect: tests/test_train_options.py)
+    rec = Record()
+    result = run(tmp_path, tiny, "debug=fast_dev_run", "trainer.max_epochs=5", callbacks=[rec])
+    assert len(rec.batches) == 1 and len(rec.epochs) == 1
+    assert result.best_checkpoint is None
+    # (Lightning 2.6 still writes last.ckpt at the end of a fast_dev_run, despite the preset's comment)
 
 
 def test_seeded_runs_are_repeatable(tmp_path, tiny):
     a = run(tmp_path, tiny, "seed=3", name="a").metrics
     b = run(tmp_path, tiny, "seed=3", name="b").metrics
+    c = run(tmp_path, tiny, "seed=4", name="c").metrics
     assert a["val/loss"] == b["val/loss"] and a["train/loss_epoch"] == b["train/loss_epoch"]
+    assert c["val/loss"] != a["val/loss"] and c["train/loss_epoch"] != a["train/loss_epoch"]
 
 
 def test_resume_continues_the_step_count(tmp_path, tiny):
@@ -188,33 +164,6 @@ def test_resume_continues_the_step_count(tmp_path, tiny):
     assert ckpt["epoch"] > before["epoch"]           # the second epoch was trained and saved
     assert ckpt["global_step"] == 2 * steps
     assert Path(second.best_checkpoint).is_file()
-
-
-def test_transfer_freezes_all_but_the_head(tmp_path, tiny):
-    source = run(tmp_path, tiny, name="source")
-    result = run(tmp_path, tiny, f"transfer.checkpoint={source.last_checkpoint}",
-                 "transfer.train_last=0", "data.num_classes=5", name="target")
-    before = load_checkpoint(source.last_checkpoint)["state_dict"]
-    after = load_checkpoint(result.last_checkpoint)["state_dict"]
-    for key, value in after.items():
-        if key.startswith(("model.stem", "model.stages")):
-            assert torch.equal(value, before[key]), f"{key} changed although frozen"
-    assert after["model.head.linear1.weight"].shape == (5, 16)
-    assert not torch.equal(after["model.head.linear1.weight"],
-                           torch.zeros_like(after["model.head.linear1.weight"]))
-
-
-def test_transfer_from_reference_weights(tmp_path, monkeypatch):
-    """The real loader fetches torchvision weights; offline, the reference comes untrained."""
-    import torchvision
-
-    import netspec.train.transfer as transfer
-    ref = torchvision.models.resnet18(num_classes=1000)
-    monkeypatch.setattr(transfer, "load_reference", lambda name, weights: ref)
-    result = run(tmp_path, "resnet18", "transfer.pretrained=reference", "debug=limit",
-                 "trainer.max_epochs=1", "transfer.train_last=1")
-    state = load_checkpoint(result.last_checkpoint)["state_dict"]
-    assert torch.equal(state["model.stem.conv1.conv.weight"], ref.conv1.weight)
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -258,39 +207,21 @@ def test_checkpoint_of_another_spec_is_refused(tmp_path, tiny):
         run(tmp_path, tiny, "spec.stages.1.conv.c=24", f"ckpt_path={other}", name="resume2")
 
 
-def test_cli_prints_one_message_and_exits_2(tmp_path, tiny):
-    proc = subprocess.run(
-        [sys.executable, "-m", "netspec.train", f"spec={tiny}", *FAST, "data=mnist",
-         f"data.root={tmp_path / 'nowhere'}", f"run_dir={tmp_path / 'cli'}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
-
-
 # -- eval and export ------------------------------------------------------------------------------
 
 def test_eval_and_export(tmp_path, tiny):
     from netspec.eval import evaluate
     from netspec.export import export
-    ckpt = run(tmp_path, tiny, name="ev").best_checkpoint
+    result = run(tmp_path, tiny, name="ev")
+    ckpt = result.best_checkpoint
     report = evaluate(ckpt, out=str(tmp_path / "eval"))
-    assert 0.0 <= report["test/acc"] <= 1.0
-    assert len(report["confusion_matrix"]) == 10
+    # fake data has no test split: the test is the validation split, which the run measured
+    assert report["test/acc"] == pytest.approx(result.best_val_acc)
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 23             # the 23 val images
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(report["test/acc"])
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     onnx = export(ckpt, "onnx", str(tmp_path / "net.onnx"), batch=2)
-    pytest.importorskip("onnxruntime")
-    assert onnx["max_abs_diff"] is not None and onnx["max_abs_diff"] < 1e-4
+    assert onnx["max_abs_diff"] < 1e-4            # None would mean onnxruntime did not check it
     ts = export(ckpt, "torchscript", str(tmp_path / "net.ts.pt"))
     assert ts["max_abs_diff"] < 1e-5
-
-
-def test_short_onecycle_and_sgd_without_momentum():
-    model = torch.nn.Linear(2, 2)
-    cfg = cfg_of("optim=sgd", "optim.momentum=0", "sched=onecycle")
-    opt = make_optimizer(model, cfg.optim)
-    for total in (1, 4, 5, 8):
-        sched = make_scheduler(opt, cfg.sched, steps_per_epoch=total, epochs=1)
-        for _ in range(total):
-            opt.step()
-            if sched:
-                sched["scheduler"].step()
