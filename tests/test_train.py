@@ -218,7 +218,7 @@ def test_eval_and_export(tmp_path, tiny):
     # fake data has no test split: the test is the validation split, which the run measured
     assert report["test/acc"] == pytest.approx(result.best_val_acc)
     matrix = np.array(report["confusion_matrix"])
-    assert matrix.shape == (10, 10) and matrix.sum() == 23             # the 23 val images
+    assert matrix.shape == (10, 10) and matrix.sum() == 24             # the 24 val images
     assert np.trace(matrix) / matrix.sum() == pytest.approx(report["test/acc"])
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     onnx = export(ckpt, "onnx", str(tmp_path / "net.onnx"), batch=2)

@@ -20,7 +20,7 @@ stages:
   - conv: {c: 16}
 head: [pool: global_avg, linear: {c: num_classes}]
 """
-# 96 random 16x16 images: 73 to train on (4 batches of 16, the last 9 images dropped), 23 to
+# 96 random 16x16 images: 72 to train on (4 batches of 16, the last 8 images dropped), 24 to
 # validate on; about a second a run
 FAST = ["data=fake", "data.num_samples=96", "data.image_size=16", "data.batch_size=16",
         "data.val_fraction=0.25", "aug=none", "callbacks=minimal", "logger=csv",
