@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"unknown argument '{rest[0]}'\n{USAGE}")
     if not opts["ckpt_path"]:
         fail(f"ckpt_path=... is required\n{USAGE}")
+    if not opts["batch"].isdigit() or int(opts["batch"]) < 1:
+        fail(f"batch must be a whole number of at least 1, got '{opts['batch']}'")
     if opts["format"] not in FORMATS:
         fail(f"format must be one of {', '.join(FORMATS)}, got '{opts['format']}'")
     with user_errors():

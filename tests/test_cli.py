@@ -113,11 +113,10 @@ def test_export_cli_mistakes(argv, message, capsys):
     assert one_error_line(exits(export_cli.main, argv, capsys)) == message
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True,
-                   reason="netspec/export.py: int(opts['batch']) raises a bare ValueError")
-def test_export_cli_batch_must_be_a_number(checkpoint, capsys):
-    text = exits(export_cli.main, [f"ckpt_path={checkpoint}", "batch=two"], capsys)
-    assert "batch" in one_error_line(text)
+@pytest.mark.parametrize("batch", ["two", "0"])
+def test_export_cli_batch_must_be_a_number(checkpoint, capsys, batch):
+    text = exits(export_cli.main, [f"ckpt_path={checkpoint}", f"batch={batch}"], capsys)
+    assert one_error_line(text) == f"error: batch must be a whole number of at least 1, got '{batch}'"
 
 
 def test_export_cli_reads_its_arguments(checkpoint, tmp_path, capsys):

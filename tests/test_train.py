@@ -108,8 +108,6 @@ def test_trains_and_the_spec_follows_the_data(three_epochs):
             "val/acc_best"} <= set(metrics)
 
 
-@pytest.mark.xfail(strict=True, reason="netspec/train/app.py: Lightning 2.6's save_last=True writes "
-                   "last.ckpt only when a best checkpoint is saved, so it holds the last best epoch")
 def test_last_checkpoint_holds_the_last_epoch(three_epochs):
     assert three_epochs.best_epoch != 2              # (else the two would agree by chance)
     last = load_checkpoint(three_epochs.last_checkpoint)

@@ -4,8 +4,6 @@ import pytest
 import timm
 import torch
 import torchvision
-from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
 from tiny_training import FAST, Record, cfg_of, run, write_tiny
 
 from netspec.train.app import train
@@ -32,11 +30,6 @@ def test_transfer_freezes_all_but_the_head(tmp_path):
 
 # -- the reference loaders, for real ------------------------------------------------------------
 
-def untyped(cfg):
-    """The composed config without its schema, so transfer.weights can be None (see below)."""
-    return OmegaConf.create(OmegaConf.to_container(cfg))
-
-
 def spy(monkeypatch, module, name):
     """Let ``module.name`` run as it is, keeping what it returned."""
     real, built = getattr(module, name), []
@@ -61,10 +54,10 @@ def spy(monkeypatch, module, name):
 def test_pretrained_weights_come_from_the_reference_loader(tmp_path, monkeypatch, capsys, spec,
                                                            reference, library, function, pairs):
     built = spy(monkeypatch, library, function)
-    cfg = untyped(cfg_of(f"spec={spec}", *FAST, "data.image_size=32", "trainer.limit_train_batches=1",
-                         "trainer.limit_val_batches=1", f"transfer.pretrained={reference}",
-                         "transfer.train_last=1", f"run_dir={tmp_path / 'run'}"))
-    cfg.transfer.weights = None                     # no download: the reference's random init
+    cfg = cfg_of(f"spec={spec}", *FAST, "data.image_size=32", "trainer.limit_train_batches=1",
+                 "trainer.limit_val_batches=1", f"transfer.pretrained={reference}",
+                 "transfer.weights=null",           # no download: the reference's random init
+                 "transfer.train_last=1", f"run_dir={tmp_path / 'run'}")
     result = train(cfg)
     (ref,) = built
     assert sum(p.numel() for p in ref.parameters()) > 1_000_000      # the real network, 1000 classes
@@ -76,11 +69,8 @@ def test_pretrained_weights_come_from_the_reference_loader(tmp_path, monkeypatch
         assert torch.equal(state[f"model.{ours}"], theirs[name]), ours
 
 
-@pytest.mark.xfail(raises=ConfigCompositionException, strict=True,
-                   reason="netspec/train/config.py: TransferConfig.weights is `str`, not `str | None`")
 def test_pretrained_reference_without_weights_from_the_command_line():
-    # TransferConfig.weights is typed `str`, so `transfer.weights=null` is refused; without it the
-    # torchvision loader always downloads (timm's takes transfer.weights='' for none)
+    # transfer.weights=null: the reference built with no weights (torchvision's weights=None)
     cfg = cfg_of("transfer.weights=null")
     assert cfg.transfer.weights is None
 
@@ -106,28 +96,34 @@ def unfrozen(tmp_path_factory):
 
 def test_unfreeze_epoch_trains_the_backbone_from_that_epoch_at_a_lower_rate(unfrozen):
     stem = "stem.conv1.conv.weight"
-    # epochs 0 and 1: the head alone, in the two groups of the optimizer (decayed and not)
+    # the head's two groups (decayed and not), then the backbone's at a tenth of the rate, from
+    # the start: 3 conv weights; 3 norms' weight and bias
+    for epoch in (0, 1, 2):
+        groups = unfrozen.epochs[epoch]["groups"]
+        assert [g["size"] for g in groups] == [1, 1, 3, 6]
+        assert groups[2]["lr"] == pytest.approx(0.1 * groups[0]["lr"])
+        assert groups[3]["lr"] == pytest.approx(0.1 * groups[0]["lr"])
+    # epochs 0 and 1: the head alone trains
     for epoch in (0, 1):
         assert torch.equal(unfrozen.epochs[epoch]["state"][stem], unfrozen.source[f"model.{stem}"])
-        assert [g["size"] for g in unfrozen.epochs[epoch]["groups"]] == [1, 1]
-    # epoch 2: the rest joins as a third group at a tenth of the rate, and trains
-    groups = unfrozen.epochs[2]["groups"]
-    assert [g["size"] for g in groups] == [1, 1, 9]      # 3 conv weights, 3 norms' weight and bias
-    assert groups[2]["lr"] == pytest.approx(0.1 * groups[0]["lr"])
+    # epoch 2: the backbone trains too
     assert not torch.equal(unfrozen.epochs[2]["state"][stem], unfrozen.source[f"model.{stem}"])
 
 
-@pytest.mark.xfail(strict=True, reason="netspec/train/transfer.py: the unfrozen group takes "
-                   "AdamW's default weight decay (0.01) on every tensor, norms and biases too")
 def test_the_unfrozen_backbone_keeps_the_weight_decay_rules(unfrozen):
     groups = unfrozen.epochs[2]["groups"]
-    assert {g["weight_decay"] for g in groups} <= {0.05, 0.0}       # optim=adamw's 0.05, or none
+    # optim=adamw's 0.05 on the weights, none on norms and biases, in the backbone as in the head
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0, 0.05, 0.0]
 
 
-@pytest.mark.xfail(raises=(ValueError, KeyError), strict=True,
-                   reason="netspec/train/transfer.py: FreezeBackbone adds a parameter group that "
-                   "torch's LambdaLR (cosine) and OneCycleLR were not built with")
 @pytest.mark.parametrize("sched", ["cosine", "onecycle"])
 def test_unfreeze_epoch_with_a_per_step_schedule(tmp_path, sched):
     rec = unfreeze_run(tmp_path, sched)
-    assert len(rec.epochs) == 3 and len(rec.epochs[2]["groups"]) == 3
+    stem = "stem.conv1.conv.weight"
+    assert len(rec.epochs) == 3
+    assert torch.equal(rec.epochs[1]["state"][stem], rec.source[f"model.{stem}"])
+    assert not torch.equal(rec.epochs[2]["state"][stem], rec.source[f"model.{stem}"])
+    # the schedule moves the backbone's rate with the head's, a tenth of it at every step
+    for lrs in rec.lrs:
+        assert lrs[2] == pytest.approx(0.1 * lrs[0]) and lrs[3] == pytest.approx(0.1 * lrs[0])
+    assert len({round(lrs[0], 12) for lrs in rec.lrs}) > 3           # and it does move

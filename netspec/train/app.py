@@ -128,7 +128,7 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     except NonFiniteLoss as e:
         ckpt = _checkpoint_cb(trainer)
-        kept = ckpt.last_model_path or ckpt.best_model_path if ckpt else ""
+        kept = _last_checkpoint(trainer) or (ckpt.best_model_path if ckpt else "")
         raise NonFiniteLoss(f"{e}; training stopped. The last good checkpoint is "
                             f"{kept or 'none (no epoch had finished)'}") from None
     if cfg.test:
@@ -183,7 +183,16 @@ def _trainer(cfg, out: Path, logger, callbacks) -> pl.Trainer:
 
 
 def _checkpoint_cb(trainer):
+    """The callback that keeps the best checkpoint (the first: see _callbacks)."""
     return trainer.checkpoint_callback
+
+
+def _last_checkpoint(trainer) -> str | None:
+    """last.ckpt, when a run wrote one (the checkpoint callback that monitors nothing)."""
+    for cb in trainer.checkpoint_callbacks:
+        if cb.monitor is None and cb.best_model_path:
+            return cb.best_model_path
+    return None
 
 
 def _check_resume(ckpt_path: str, spec: dict):
@@ -230,8 +239,13 @@ def _callbacks(cfg, out: Path) -> list:
     cbs = []
     if c.checkpoint:
         cbs.append(ModelCheckpoint(dirpath=out / "checkpoints", monitor=c.monitor, mode=c.mode,
-                                   save_top_k=c.save_top_k, save_last=c.save_last,
-                                   filename="best-epoch{epoch}", auto_insert_metric_name=False))
+                                   save_top_k=c.save_top_k, filename="best-epoch{epoch}",
+                                   auto_insert_metric_name=False))
+        if c.save_last:
+            # a checkpoint of its own: Lightning 2.6's save_last=True writes last.ckpt only when
+            # a best checkpoint is saved, so it held the last *best* epoch, not the last one
+            cbs.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None,
+                                       save_top_k=1, enable_version_counter=False))
     if c.early_stopping_patience is not None:
         cbs.append(EarlyStopping(monitor=c.monitor, mode=c.mode,
                                  patience=c.early_stopping_patience))
@@ -272,7 +286,7 @@ def _result(trainer, out: Path, spec: dict, seconds: float) -> Result:
     best_epoch = None
     if ckpt is not None:
         best = ckpt.best_model_path or None
-        last = ckpt.last_model_path or None
+        last = _last_checkpoint(trainer)
         if ckpt.best_model_score is not None and ckpt.monitor == "val/acc":
             best_acc = float(ckpt.best_model_score)
         if best:

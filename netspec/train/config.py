@@ -99,7 +99,7 @@ class LoggerConfig:
 class TransferConfig:
     checkpoint: str | None = None     # start from this checkpoint's weights
     pretrained: str | None = None     # "reference" (the spec's reference model) or e.g. torchvision.resnet50
-    weights: str = "DEFAULT"          # torchvision weights enum name (timm: pretrained=True)
+    weights: str | None = "DEFAULT"   # torchvision weights enum name (timm: pretrained=True); null: none
     train_last: int | None = None     # freeze all but the head and the last k stage rows
     unfreeze_epoch: int | None = None  # then unfreeze everything at this epoch
     unfreeze_lr_factor: float = 0.1   # at this fraction of the learning rate

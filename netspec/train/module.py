@@ -46,6 +46,9 @@ class SpecClassifier(pl.LightningModule):
         self.test_acc = _accuracy(n, 1)
         self.test_top5 = _accuracy(n, 5) if n > 5 else None
         self.test_confusion = MulticlassConfusionMatrix(num_classes=n)
+        # frozen parameters that start training later, and their learning-rate factor (set by
+        # the FreezeBackbone callback before the optimizer is made)
+        self.unfrozen_later: tuple[list, float] = ([], 1.0)
 
     def _mixer(self, loss: dict):
         mixers = []
@@ -116,7 +119,8 @@ class SpecClassifier(pl.LightningModule):
     # -- optimization -----------------------------------------------------------------------
     def configure_optimizers(self):
         from types import SimpleNamespace
-        optimizer = make_optimizer(self.model, SimpleNamespace(**self.hparams.optim))
+        later, factor = self.unfrozen_later
+        optimizer = make_optimizer(self.model, SimpleNamespace(**self.hparams.optim), later, factor)
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and \
             self.trainer.max_epochs > 0 else 1
         steps = max(1, int(self.trainer.estimated_stepping_batches) // epochs)

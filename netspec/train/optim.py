@@ -10,28 +10,36 @@ from torch.optim import lr_scheduler
 from ..errors import ConfigError, did_you_mean
 
 
-def param_groups(model: nn.Module, cfg) -> list[dict]:
+def param_groups(model: nn.Module, cfg, later: list | None = None,
+                 later_lr_factor: float = 1.0) -> list[dict]:
     """Trainable parameters split into decayed and not decayed groups.
 
     Norm weights and biases (1-D tensors) take no weight decay; with ``no_decay_depthwise`` neither
     do depthwise conv weights (few parameters each, and decay hurts them, MobileNet paper §4).
+    ``later``: frozen parameters that start training at some epoch (transfer.unfreeze_epoch): they
+    get groups of their own now, at ``later_lr_factor`` times the rate, so that every schedule is
+    built knowing them (a group added later breaks torch's LambdaLR and OneCycleLR).
     """
     no_decay = set()
     if cfg.no_decay_depthwise:
         for m in model.modules():
             if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels:
                 no_decay.add(id(m.weight))
-    decay, plain = [], []
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        if (cfg.no_decay_norm_bias and p.ndim <= 1) or id(p) in no_decay:
-            plain.append(p)
-        else:
-            decay.append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}]
-    if plain:
-        groups.append({"params": plain, "weight_decay": 0.0})
+
+    def split(params, lr: float | None) -> list[dict]:
+        decay, plain = [], []
+        for p in params:
+            undecayed = (cfg.no_decay_norm_bias and p.ndim <= 1) or id(p) in no_decay
+            (plain if undecayed else decay).append(p)
+        rate = {} if lr is None else {"lr": lr}
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay, **rate}]
+        if plain:
+            groups.append({"params": plain, "weight_decay": 0.0, **rate})
+        return groups
+
+    groups = split([p for p in model.parameters() if p.requires_grad], None)
+    if later:
+        groups += split(later, cfg.lr * later_lr_factor)
     return groups
 
 
@@ -55,9 +63,10 @@ def _pick(table: dict, name: str, key: str, what: str):
                           f" use one of {', '.join(table)}") from None
 
 
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg, later: list | None = None,
+                   later_lr_factor: float = 1.0) -> torch.optim.Optimizer:
     kind, arguments = _pick(OPTIMIZERS, cfg.name, "optim.name", "optimizer")
-    return kind(param_groups(model, cfg), lr=cfg.lr, **arguments(cfg))
+    return kind(param_groups(model, cfg, later, later_lr_factor), lr=cfg.lr, **arguments(cfg))
 
 
 # -- schedules: each takes (optimizer, cfg, steps per epoch, total steps) ------------------------

@@ -101,7 +101,13 @@ def units(model: nn.Module) -> list[nn.Module]:
 
 
 class FreezeBackbone(BaseFinetuning):
-    """Train only the head and the last k stage rows; unfreeze the rest at an epoch, at lr x factor."""
+    """Train only the head and the last k stage rows; unfreeze the rest at an epoch, at lr x factor.
+
+    The frozen parameters are in the optimizer from the start, in groups of their own at the lower
+    rate (with the usual weight-decay rules), and only start to take gradients at the epoch: a
+    group added then would be unknown to the schedule (torch's LambdaLR and OneCycleLR fail) and
+    would miss the weight-decay split.
+    """
 
     def __init__(self, train_last: int, unfreeze_epoch: int | None, lr_factor: float):
         super().__init__()
@@ -113,10 +119,13 @@ class FreezeBackbone(BaseFinetuning):
         return blocks[:max(0, len(blocks) - keep)]
 
     def freeze_before_training(self, pl_module):
-        self.freeze(self.frozen(pl_module), train_bn=False)
+        modules = self.frozen(pl_module)
+        self.freeze(modules, train_bn=False)
+        if self.unfreeze_epoch is not None:
+            later = list({id(p): p for m in modules for p in m.parameters()}.values())
+            pl_module.unfrozen_later = (later, self.lr_factor)
 
     def finetune_function(self, pl_module, current_epoch, optimizer):
-        if self.unfreeze_epoch is not None and current_epoch == self.unfreeze_epoch:
-            lr = optimizer.param_groups[0]["lr"] * self.lr_factor
-            self.unfreeze_and_add_param_group(self.frozen(pl_module), optimizer, lr=lr,
-                                              initial_denom_lr=1.0, train_bn=True)
+        # `>=`: a run resumed after the epoch unfreezes them again
+        if self.unfreeze_epoch is not None and current_epoch >= self.unfreeze_epoch:
+            self.make_trainable(self.frozen(pl_module))
