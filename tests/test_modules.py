@@ -67,3 +67,16 @@ def test_a_body_whose_output_backward_needs_is_not_added_into():
     unit.add_in_place = True     # what the rule prevents: autograd needs the ReLU's output
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         _grads(model, x, torch.tensor([0, 2]))
+
+
+def test_drop_path_output_is_added_into_only_while_training():
+    tree = copy.deepcopy(BODY_ENDS_IN_RELU)
+    tree["stages"][0]["residual"]["drop_path"] = 0.5
+    model = netspec.build(tree)
+    unit = next(m for m in model.modules() if isinstance(m, Residual))
+    x, y = torch.randn(2, 4, 8, 8), torch.tensor([0, 2])
+    _grads(model.train(), x, y)       # training: drop-path's product is fresh, added into
+    # eval: drop-path is the identity, the ReLU's own output comes through, and backward (a
+    # saliency map, say) still needs it
+    _grads(model.eval(), x, y)
+    assert not unit.add_in_place

@@ -112,10 +112,11 @@ class ResidualNode(Node):
         shortcut = parts["shortcut"].build() if "shortcut" in parts else self.shortcut_module
         act = activation(self.act) if self.act != "none" else None
         pre = parts["pre"].build() if "pre" in parts else None
-        body_out = parts["body"].overwritable() or self.drop_path > 0 or self.scale != 1.0
+        # drop-path's output is fresh only while training (in eval it is the body's own)
+        fresh = parts["body"].overwritable() or self.scale != 1.0
         return M.Residual(body, shortcut, act, self.drop_path, self.scale,
                           shortcut_first=self.shortcut_first, pre=pre, identity=self.identity,
-                          add_in_place=body_out)
+                          add_in_place=fresh)
 
     def overwritable(self) -> bool:
         return self.act == "none"

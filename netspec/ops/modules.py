@@ -145,11 +145,12 @@ class Residual(nn.Module):
         else:
             skip = x if self.identity else self.shortcut(x)
             out = self.body(x)
-        if self._drop:
-            out = self.drop_path(out)
+        fresh = self.add_in_place
+        if self._drop and self.training:
+            out, fresh = self.drop_path(out), True
         if self.scale != 1.0:
             out = out * self.scale
-        out = out.add_(skip) if self.add_in_place else out + skip
+        out = out.add_(skip) if fresh else out + skip
         return self.act(out) if self._act else out
 
     def extra_repr(self):
