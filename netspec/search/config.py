@@ -14,7 +14,7 @@ from ..train.config import TrainConfig, register_configs
 
 @dataclass
 class StrategyConfig:
-    name: str = "tpe"                  # random, tpe, cmaes, nsga2, grid, rl
+    name: str = "tpe"                  # random, tpe, cmaes, nsga2, grid, rl; enas, spos (one-shot)
     options: dict[str, Any] = field(default_factory=dict)   # keyword arguments of the sampler
 
 
@@ -47,11 +47,26 @@ class LatencyConfig:
 
 
 @dataclass
+class OneShotConfig:
+    """strategy=enas and strategy=spos (netspec/search/oneshot)."""
+    epochs: int = 4                    # supernet training epochs
+    retrain_top: int = 0               # retrain the K best candidates standalone for `budget`
+    candidates: int = 200              # paths scored on the trained supernet
+    search: str = "evolution"          # spos: evolution (NSGA-II's genetic search), tpe, random
+    population: int = 20               # spos: the evolution's population
+    recalibrate: int = 4               # training batches recomputing each candidate's BN stats
+    eval_batches: int | None = 2       # validation batches scoring each candidate (null: all)
+    share: str = "module"              # module: by place and shape; block: a row's combination
+    patience: int = 100                # the supernet's coverage: paths in a row that add nothing
+
+
+@dataclass
 class SearchConfig(TrainConfig):
     space: str = "mobile_stages"       # a shipped space (search/) or a path to a YAML file
     n_trials: int | None = 20          # the study's total of finished trials (null: the grid)
     objectives: list[str] = field(default_factory=lambda: ["acc"])  # acc [, macs|params|latency]
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)

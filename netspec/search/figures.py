@@ -1,5 +1,6 @@
 """The search's figures: history.png (accuracy per trial, the best so far, the rejected and failed
-trials) and, for multi-objective runs, pareto.png (Optuna's Pareto-front plot, accuracy against the
+trials), estimates.png (a one-shot search's estimates against the retrained accuracies) and,
+for multi-objective runs, pareto.png (Optuna's Pareto-front plot, accuracy against the
 cost, each Pareto-optimal trial numbered as in pareto/trial_NNNN.yaml)."""
 from __future__ import annotations
 
@@ -53,6 +54,28 @@ def plot_history(search, path: Path) -> Path | None:
     ax.set_title(f"{search.study_name}: {len(done)} completed of {len(trials)} trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_estimates(title: str, points: list[tuple], tau: float | None, path: Path) -> Path | None:
+    """A one-shot search's standalone (retrained) accuracy against the supernet's estimate:
+    ``points`` are (estimate, standalone, trial number)."""
+    if not points:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    xs, ys, _ = zip(*points)
+    ax.scatter(xs, ys, s=22, color="tab:blue", zorder=3)
+    for x, y, n in points:
+        ax.annotate(f"#{n}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("accuracy estimated on the supernet")
+    ax.set_ylabel("standalone validation accuracy")
+    ax.set_title(f"{title}: {len(points)} retrained" +
+                 (f", Kendall tau {tau:.2f}" if tau is not None else ""))
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

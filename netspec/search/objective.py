@@ -113,11 +113,19 @@ def train_and_score(search, trial, tcfg, tdir: Path) -> float:
 def train_trial(tcfg, callbacks, log_file: Path):
     """netspec.train's train(), its printing and warnings sent to the trial's train.log."""
     from ..train.app import train
+    with logged_to(log_file):
+        return train(tcfg, callbacks)
+
+
+@contextlib.contextmanager
+def logged_to(log_file: Path):
+    """Printing and warnings sent to ``log_file`` (a trial's or the supernet's train.log)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as f, contextlib.redirect_stdout(f), \
             warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            return train(tcfg, callbacks)
+            yield
         finally:
             for w in caught:
                 f.write(f"warning: {w.category.__name__}: {w.message}\n")

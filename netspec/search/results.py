@@ -80,7 +80,10 @@ def _trials(study):
     return trials, gone
 
 
-def write_trials_csv(search, path: Path) -> Path:
+def write_trials_csv(search, path: Path, extra: dict[str, dict] | None = None) -> Path:
+    """Every trial's row; ``extra``: more columns after acc, each a dict trial number -> value
+    (a one-shot search's standalone accuracies)."""
+    extra = extra or {}
     study = search.study
     trials, gone = _trials(study)
     names = []
@@ -88,7 +91,7 @@ def write_trials_csv(search, path: Path) -> Path:
         for k in t.params:
             if k not in names:
                 names.append(k)
-    cols = ["number", "state", "acc", "macs", "params", "latency_ms", "seconds", "reason",
+    cols = ["number", "state", "acc", *extra, "macs", "params", "latency_ms", "seconds", "reason",
             "retried", "worker", "spec", *names]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -103,6 +106,7 @@ def write_trials_csv(search, path: Path) -> Path:
                    or ("worker died" if t.state == TrialState.FAIL else ""),
                    "retried": "yes" if t.number in gone else "",
                    "worker": ua.get("worker", ""), "spec": ua.get("spec", "")}
+            row.update({col: values.get(t.number, "") for col, values in extra.items()})
             row.update({k: v for k, v in t.params.items()})
             w.writerow([row.get(c, "") for c in cols])
     return path
@@ -135,7 +139,9 @@ def _override_value(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _copy_spec(search, trial, dest: Path, title: str) -> Path | None:
+def copy_spec(search, trial, dest: Path, title: str, note: str = "") -> Path | None:
+    """The trial's concrete spec at ``dest``, under a header: what it is (``title``, ``note``),
+    its values and decisions, the command that trains it."""
     rel = trial.user_attrs.get("spec")
     if rel and (search.out / rel).is_file():
         spec = plain(load_file(search.out / rel))
@@ -149,6 +155,7 @@ def _copy_spec(search, trial, dest: Path, title: str) -> Path | None:
     header = "\n".join([
         f"{title} of netspec.search study '{search.study_name}' (space {search.space.name}, "
         f"strategy {search.cfg.strategy.name}): trial {trial.number}, {values}",
+        *([note] if note else []),
         f"params {ua.get('params', 0):,}, MACs {ua.get('macs', 0):,}",
         *(f"  {k}: {v}" for k, v in trial.params.items()),
         "train it:",
@@ -171,7 +178,7 @@ def write_results(search, final: bool = False) -> dict:
     files["best_trials"] = best
     if best:
         b = best[0]
-        path = _copy_spec(search, b, out / "best.yaml", "the best network")
+        path = copy_spec(search, b, out / "best.yaml", "the best network")
         if path is not None:
             files["best"] = path
             info = {"study": search.study_name, "storage": search.url, "trial": b.number,
@@ -189,7 +196,7 @@ def write_results(search, final: bool = False) -> dict:
         for old in pdir.glob("trial_*.yaml"):
             old.unlink()
         files["pareto"] = [p for t in best
-                           if (p := _copy_spec(search, t, pdir / f"trial_{t.number:04d}.yaml",
+                           if (p := copy_spec(search, t, pdir / f"trial_{t.number:04d}.yaml",
                                                "a Pareto-optimal network")) is not None]
         files["pareto_png"] = plot_pareto(search, out / "pareto.png")
     if search.space.emit and best:

@@ -29,7 +29,7 @@ from .results import Progress, write_results
 from .sampling import FixedTrial, Sampler
 from .space import load_space
 from .storage import has_heartbeat, make_storage
-from .strategies import directions, make_pruner, make_sampler
+from .strategies import ONESHOT, directions, make_pruner, make_sampler
 from .trial_config import check_train_keys
 from .trials import finished_trials
 
@@ -159,14 +159,14 @@ class Search:
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> SearchResult:
         self.out.mkdir(parents=True, exist_ok=True)
-        with _Quiet():
+        with Quiet():
             study = self.open_study()
         done = finished_trials(study.get_trials(deepcopy=False))
         self.log(f"netspec.search: space {self.space.name}, strategy {self.cfg.strategy.name}, "
                  f"{len(self.sampler_space.choices)} choices; study '{self.study_name}' in "
                  f"{self.url} ({len(done)} of {self.target} trials done)")
         progress = Progress(self, log=self.log)
-        quiet = _Quiet()
+        quiet = Quiet()
         stopped = None
         try:
             while True:
@@ -222,7 +222,7 @@ class Search:
         return sample.spec
 
 
-class _Quiet:
+class Quiet:
     """Optuna's and Lightning's per-trial chatter off while trials run (the progress line and
     each trial's train.log say it)."""
 
@@ -245,4 +245,7 @@ class _Quiet:
 
 def run_search(cfg: DictConfig, log=print) -> SearchResult:
     """Run (or resume) the configured search; returns the run dir, the study and best.yaml."""
+    if cfg.strategy.name in ONESHOT:        # weight sharing: netspec/search/oneshot
+        from .oneshot.runner import OneShotSearch
+        return OneShotSearch(cfg, log=log).run()
     return Search(cfg, log=log).run()

@@ -9,6 +9,7 @@ nsga2       NSGA-II, multi-objective: accuracy against MACs, params or measured 
 grid        every point of a finite, unconditional space that satisfies the space's `where:`
             (compound scaling's step 1), each run once (enqueued, so workers share them)
 rl          the REINFORCE controller of Zoph & Le (netspec.search.rl.ReinforceSampler)
+enas, spos  one-shot: a weight-sharing supernet of the space (netspec.search.oneshot), not trials
 ==========  ====================================================================================
 """
 from __future__ import annotations
@@ -112,7 +113,8 @@ SAMPLERS = {
     "grid": Strategy(lambda: optuna.samplers.RandomSampler),
     "rl": Strategy(_reinforce, check=_single_objective),
 }
-STRATEGIES = tuple(SAMPLERS)
+ONESHOT = ("enas", "spos")         # netspec.search.oneshot: no sampler of their own
+STRATEGIES = (*SAMPLERS, *ONESHOT)
 
 
 def make_sampler(name: str, options: dict, *, seed: int | None, n_objectives: int,

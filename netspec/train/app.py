@@ -119,13 +119,23 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
                             OmegaConf.to_container(cfg.sched), OmegaConf.to_container(cfg.loss),
                             _class_weights(cfg, dm), cfg.channels_last, cfg.compile,
                             OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.aug))
-    callbacks = _transfer(cfg, module, path, overrides) + _callbacks(cfg, out) + list(extra_callbacks)
-    logger = _logger(cfg, out)
     if cfg.ckpt_path:
         _check_resume(cfg.ckpt_path, net.spec)
+    return fit(cfg, module, dm, out, net.spec, start, _transfer(cfg, module, path, overrides),
+               extra_callbacks)
+
+
+def fit(cfg: DictConfig, module: pl.LightningModule, dm, out: Path, spec: dict, start: float,
+        first=(), last=(), ckpt_path: str | None = None) -> Result:
+    """Fit ``module`` as netspec.train does (the configured trainer, checkpoints, logger,
+    curves); ``first`` and ``last`` callbacks go before and after the configured ones.
+    netspec.search's one-shot strategies fit their supernet with it."""
+    ckpt_path = ckpt_path or cfg.ckpt_path
+    callbacks = [*first, *_callbacks(cfg, out), *last]
+    logger = _logger(cfg, out)
     trainer = _trainer(cfg, out, logger, callbacks)
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLoss as e:
         ckpt = _checkpoint_cb(trainer)
         kept = _last_checkpoint(trainer) or (ckpt.best_model_path if ckpt else "")
@@ -134,7 +144,7 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
     if cfg.test:
         trainer.test(module, datamodule=dm, ckpt_path="best" if _checkpoint_cb(trainer) else None,
                      weights_only=True)
-    result = _result(trainer, out, net.spec, time.time() - start)
+    result = _result(trainer, out, spec, time.time() - start)
     if trainer.is_global_zero:
         _finish(cfg, result, logger)
     return result

@@ -23,11 +23,13 @@ class SpecClassifier(pl.LightningModule):
 
     def __init__(self, spec: dict, optim: dict, sched: dict, loss: dict,
                  class_weights: list[float] | None = None, channels_last: bool = False,
-                 compile: bool = False, data: dict | None = None, aug: dict | None = None):
-        # data/aug ride along so that netspec.eval can rebuild the data of a checkpoint
+                 compile: bool = False, data: dict | None = None, aug: dict | None = None,
+                 model: torch.nn.Module | None = None):
+        # data/aug ride along so that netspec.eval can rebuild the data of a checkpoint;
+        # ``model``: a network built otherwise (netspec.search's supernet), not from ``spec``
         super().__init__()
-        self.save_hyperparameters()
-        self.model = build(spec)
+        self.save_hyperparameters(ignore=["model"])
+        self.model = build(spec) if model is None else model
         self.num_classes = int(spec["num_classes"])
         if class_weights is not None:
             self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float))

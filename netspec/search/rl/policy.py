@@ -25,8 +25,14 @@ from torch import nn
 
 from ...errors import StrategyError
 from .network import Controller
+from .options import mask
 
 FORMAT = 1                        # of the state_dict
+
+
+def mnas_reward(acc: float, macs: float, target: float, w: float = -0.07) -> float:
+    """MnasNet's soft-constrained reward ACC x (MACs / T) ** w (Tan et al. 2019)."""
+    return acc * (float(macs) / target) ** w
 
 
 class Policy:
@@ -67,6 +73,17 @@ class Policy:
             self.vocab.append(dict(entry))
             self._index[entry["key"]] = index
         return index
+
+    def draw(self, index: int, x, hc, generator: torch.Generator, masked: Sequence[int] = (),
+             greedy: bool = False):
+        """One LSTM step for decision ``index``: (token, next input, next state); the token is
+        drawn from the softmax over the options not ``masked`` (the likeliest with ``greedy``)."""
+        with torch.no_grad():
+            logits, hc = self.model.step(index, x, hc)
+            probs = torch.softmax(mask(logits, masked), dim=-1)
+            token = int(probs.argmax()) if greedy else \
+                int(torch.multinomial(probs, 1, generator=generator))
+            return token, self.model.feed(index, token).detach(), hc
 
     # -- learning ----------------------------------------------------------------------------------
     def log_prob(self, steps: list[tuple]):

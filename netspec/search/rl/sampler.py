@@ -43,9 +43,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ...errors import StrategyError
 from ...threads import one_thread  # controller tensors are tiny: one thread
-from .options import mask, options_of, signature, token_of
+from .options import options_of, signature, token_of
 from .persistence import load_state, save_state
-from .policy import FORMAT, Policy
+from .policy import FORMAT, Policy, mnas_reward
 from .tree import PATH, Node, tried_tree
 
 REWARD = "netspec.rl:reward"  # the reward a trial's update used, for the priority queue
@@ -202,12 +202,12 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
         options that still lead to an untried sample."""
         name = self.policy.vocab[index]["name"]
         masked = ctx.node.masked(name) if ctx.node is not None and token is None else ()
-        with torch.no_grad():
-            logits, hc = self.policy.model.step(index, ctx.x, ctx.hc)
-            if token is None:
-                probs = torch.softmax(mask(logits, masked), dim=-1)
-                token = int(torch.multinomial(probs, 1, generator=ctx.generator))
-            ctx.x, ctx.hc = self.policy.model.feed(index, token).detach(), hc
+        if token is None:
+            token, ctx.x, ctx.hc = self.policy.draw(index, ctx.x, ctx.hc, ctx.generator, masked)
+        else:
+            with torch.no_grad():
+                _, hc = self.policy.model.step(index, ctx.x, ctx.hc)
+                ctx.x, ctx.hc = self.policy.model.feed(index, token).detach(), hc
         if ctx.node is not None:
             ctx.node = ctx.node.children.get(name, {}).get(token)
         ctx.steps.append((dict(self.policy.vocab[index]), token, masked))
@@ -259,7 +259,7 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
                                       f"value alone", stacklevel=2)
                         self._warned_macs = True
                     return value
-                return value * (float(macs) / self.target_macs) ** self.w
+                return mnas_reward(value, macs, self.target_macs, self.w)
             return value
         if state == TrialState.PRUNED:
             return self._penalty(self.reject_reward)

@@ -1,0 +1,197 @@
+"""The two phases of a one-shot search before retraining: the supernet's training (resumable from
+its last.ckpt) and the scoring of candidates on it (each an Optuna trial, so resumable too)."""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+
+import pytorch_lightning as pl
+import torch
+from optuna.trial import TrialState
+
+from ...errors import SearchFailed
+from ..objective import logged_to
+from ..runner import Quiet
+from ..trials import finished_trials, replaced_trials
+from .training import (
+    STATE_KEY,
+    ControllerPaths,
+    UniformPaths,
+    path_accuracy,
+    recalibrate,
+    supernet_module,
+)
+
+
+def make_paths(search):
+    """Who draws the paths: uniform (spos) or the controller (enas, its options from strategy=)."""
+    if search.cfg.strategy.name == "spos":
+        return UniformPaths(search.supernet, search.allowed, search.seed)
+    from ..rl.policy import Policy
+    from .runner import strategy_options
+    opts = {**CONTROLLER, **strategy_options(search.cfg)}
+    steps = int(opts.pop("controller_steps"))
+    target, w = opts.pop("target_macs"), float(opts.pop("w"))
+    unknown = set(opts) - set(POLICY)
+    if unknown:
+        from ...errors import StrategyError
+        raise StrategyError(f"strategy=enas has no option '{sorted(unknown)[0]}'; its options: "
+                            f"{', '.join([*POLICY, 'controller_steps', 'target_macs', 'w'])}")
+    policy = Policy(search.seed, **opts)
+    return ControllerPaths(search.supernet, search.allowed, search.seed, policy, steps,
+                           None if target is None else float(target), w)
+
+
+# ENAS's controller (Pham et al. 2018: an LSTM, Adam, an EMA baseline, an entropy bonus, logits
+# bounded by tanh); lr, entropy and the normalized advantage are rl's, sized for short runs
+POLICY = ("hidden", "embed", "lr", "baseline_decay", "entropy_weight", "normalize", "temperature",
+          "tanh_constant", "grad_clip", "imitation_weight")
+CONTROLLER = {"hidden": 64, "embed": 32, "lr": 0.01, "baseline_decay": 0.95,
+              "entropy_weight": 0.05, "normalize": True, "temperature": 1.0,
+              "tanh_constant": 1.5, "grad_clip": 5.0, "imitation_weight": 0.0,
+              "controller_steps": 20, "target_macs": None, "w": -0.07}
+
+
+class EpochLine(pl.Callback):
+    """One console line per supernet epoch (Lightning's own output goes to supernet/train.log)."""
+
+    def __init__(self, log, epochs: int):
+        self.say, self.epochs, self.started = log, epochs, time.time()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        parts = [f"supernet epoch {trainer.current_epoch + 1}/{self.epochs}"]
+        for key, label in (("train/loss_epoch", "train loss"), ("val/acc", "val/acc (one path)"),
+                           ("controller/reward", "controller reward")):
+            if key in m:
+                parts.append(f"{label} {float(m[key]):.4f}")
+        outside = pl_module.model.outside
+        if outside:
+            parts.append(f"{outside} paths outside the supernet drawn again")
+        parts.append(f"{time.time() - self.started:.0f} s")
+        self.say(", ".join(parts))
+
+
+def train_supernet(search) -> None:
+    """Train the supernet for oneshot.epochs (or load it: ``supernet/done``); resumes from
+    supernet/checkpoints/last.ckpt."""
+    from ...train.app import data_for, fit
+    sdir = search.supernet_dir
+    last = sdir / "checkpoints" / "last.ckpt"
+    done = sdir / "done"
+    search.paths = make_paths(search)
+    tcfg = search.supernet_cfg()
+    search.dm = data_for(tcfg, None, [])
+    module = supernet_module(search.supernet, search.paths, tcfg)
+    if done.is_file():
+        _load(module, last)
+        search.supernet_seconds = json.loads(done.read_text()).get("cpu_seconds")
+        search.log(f"supernet: trained already ({done}); scoring candidates")
+        return
+    if tcfg.seed is not None:
+        pl.seed_everything(tcfg.seed, workers=True, verbose=False)
+    console = sys.stdout
+    log = lambda line: print(line, file=console, flush=True)  # noqa: E731
+    resume = str(last) if last.is_file() else None
+    if resume:
+        search.log(f"supernet: resuming from {last}")
+    started, cpu = time.time(), time.process_time()
+    with logged_to(sdir / "train.log"), Quiet():
+        fit(tcfg, module, search.dm, sdir, module.hparams.spec, started,
+            last=[EpochLine(log, int(search.oneshot.epochs))], ckpt_path=resume)
+    if not last.is_file():
+        raise SearchFailed(f"the supernet's training wrote no {last}; see {sdir / 'train.log'}")
+    _load(module, last)          # the weights and the controller of rank 0 (ddp_spawn too)
+    search.supernet_seconds = time.process_time() - cpu
+    done.write_text(json.dumps({"cpu_seconds": search.supernet_seconds,
+                                "seconds": time.time() - started}) + "\n")
+
+
+def _load(module, last) -> None:
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    module.load_state_dict(ckpt["state_dict"])
+    if STATE_KEY in ckpt:
+        module.paths.load_state_dict(ckpt[STATE_KEY])
+
+
+def score_candidates(search) -> None:
+    """Score oneshot.candidates paths on the trained supernet: ENAS's drawn from the controller,
+    SPOS's proposed by the evolution (or TPE, random); each one's BN statistics recalibrated
+    on oneshot.recalibrate training batches, then its accuracy on the validation data."""
+    cfg, study, supernet = search.cfg, search.study, search.supernet
+    device = torch.device("cuda" if torch.cuda.is_available() and
+                          str(cfg.trainer.get("accelerator") or "auto") in ("auto", "gpu", "cuda")
+                          else "cpu")
+    supernet.to(device)
+    train = list(itertools.islice(search.dm.train_dataloader(), int(search.oneshot.recalibrate)))
+    n_eval = search.oneshot.eval_batches
+    val = list(itertools.islice(search.dm.val_dataloader(), None if n_eval is None
+                                else int(n_eval)))
+    _requeue_dead(study)
+    if cfg.strategy.name == "enas":
+        _enqueue_controller_candidates(search)
+    scores: dict = {}
+
+    def estimate(path):
+        key = tuple(sorted((k, repr(v)) for k, v in path.params.items()))
+        if key not in scores:
+            if train:
+                recalibrate(path, train, device)
+            scores[key] = path_accuracy(supernet, path, val, device, batch_stats=False)
+        return scores[key]
+
+    started = time.process_time()
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        done = finished_trials(trials)
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        if len(done) >= search.target or (cfg.strategy.name == "enas" and not waiting):
+            break
+        with Quiet():
+            study.optimize(lambda t: search.score(t, estimate), n_trials=1,
+                           catch=(Exception,), gc_after_trial=False)
+        n = len(done) + 1
+        if n % 25 == 0 or n == search.target:
+            try:
+                best = f"best estimate {study.best_value:.4f} (#{study.best_trial.number})"
+            except ValueError:
+                best = "no estimate yet"
+            search.log(f"candidates {n}/{search.target}: {best}")
+    search.score_seconds = time.process_time() - started
+    trials = study.get_trials(deepcopy=False)
+    gone = replaced_trials(trials)
+    failed = [t for t in trials if t.state == TrialState.FAIL and t.number not in gone]
+    if failed:
+        raise SearchFailed(f"{len(failed)} candidates failed to score, e.g. #{failed[0].number}: "
+                           f"{failed[0].user_attrs.get('fail_reason', 'see the study')}")
+
+
+def _enqueue_controller_candidates(search) -> None:
+    """The trained controller's oneshot.candidates draws (duplicates once), queued as trials."""
+    from .runner import ENQUEUED
+    study = search.study
+    if study.user_attrs.get(ENQUEUED):
+        search.target = int(study.user_attrs[ENQUEUED])
+        return
+    seen = set()
+    for i in range(int(search.oneshot.candidates)):
+        path, _ = search.paths.draw(3, i)
+        key = tuple(sorted((k, repr(v)) for k, v in path.params.items()))
+        if key not in seen:
+            seen.add(key)
+            study.enqueue_trial(path.params)
+    study.set_user_attr(ENQUEUED, len(seen))
+    search.target = len(seen)
+    search.log(f"the controller drew {int(search.oneshot.candidates)} paths, {len(seen)} "
+               f"distinct: scoring each on the supernet")
+
+
+def _requeue_dead(study) -> None:
+    """A one-shot search runs in one process: a RUNNING trial at the start was killed with it."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})

@@ -1,0 +1,63 @@
+"""What a one-shot search leaves: a trial search's files, where ``acc`` is the supernet's estimate
+and ``standalone_acc`` the retrained accuracy; the best is the best retrained candidate when any
+was retrained, else the best estimate; estimates.png plots one against the other."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..figures import plot_estimates, plot_history
+from ..results import copy_spec, train_command, write_trials_csv
+
+
+def best_candidate(search):
+    ranked = search.ranked()
+    if search.standalone:
+        retrained = [t for t in ranked if t.number in search.standalone]
+        return max(retrained, key=lambda t: (search.standalone[t.number], -t.number))
+    return ranked[0] if ranked else None
+
+
+def kendall_tau(search) -> tuple[float | None, int]:
+    """Kendall's tau between estimated and standalone accuracy over the retrained candidates."""
+    pairs = [(t.value, search.standalone[t.number]) for t in search.ranked()
+             if t.number in search.standalone]
+    if len(pairs) < 2:
+        return None, len(pairs)
+    from scipy.stats import kendalltau
+    tau = kendalltau(*zip(*pairs)).statistic
+    return (None if tau != tau else float(tau)), len(pairs)
+
+
+def write_oneshot_results(search, final: bool = False) -> dict:
+    out: Path = search.out
+    files: dict = {"trials_csv": write_trials_csv(
+        search, out / "trials.csv", {"standalone_acc": dict(search.standalone)})}
+    best = best_candidate(search)
+    files["best_trials"] = [best] if best is not None else []
+    if best is not None:
+        standalone = search.standalone.get(best.number)
+        note = (f"accuracy estimated on the supernet {best.value:.4f}" +
+                (f", retrained standalone {standalone:.4f}" if standalone is not None else ""))
+        path = copy_spec(search, best, out / "best.yaml", "the best network", note)
+        if path is not None:
+            files["best"] = path
+            tau, n = kendall_tau(search)
+            info = {"study": search.study_name, "storage": search.url, "trial": best.number,
+                    "strategy": search.cfg.strategy.name,
+                    "values": {"acc": best.value}, "estimated_acc": best.value,
+                    "standalone_acc": standalone, "params": best.params,
+                    "macs": best.user_attrs.get("macs"), "n_params": best.user_attrs.get("params"),
+                    "command": train_command(search, best, path),
+                    "supernet": search.supernet.describe(),
+                    "kendall_tau": tau, "retrained": n,
+                    "cpu_seconds": {k: round(v, 1) for k, v in search.cpu_seconds().items()}}
+            (out / "best.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    if final:
+        files["history"] = plot_history(search, out / "history.png")
+        if search.standalone:
+            points = [(t.value, search.standalone[t.number], t.number) for t in search.ranked()
+                      if t.number in search.standalone]
+            files["estimates"] = plot_estimates(search.study_name, points, kendall_tau(search)[0],
+                                                out / "estimates.png")
+    return files

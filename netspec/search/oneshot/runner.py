@@ -1,0 +1,210 @@
+"""A one-shot search (``strategy=enas`` or ``strategy=spos``): train the supernet, score candidates
+on it, retrain the best few standalone where asked, write the results.
+
+The run directory holds what a trial search leaves (study.db, trials.csv, best.yaml, best.json,
+history.png; estimates.png when anything was retrained) and ``supernet/`` (its checkpoints:
+last.ckpt carries the weights, the optimizer and the controller; ``done`` once trained) and
+``retrain/NNNN/`` (the retrained candidates). Each phase resumes where it stopped: the supernet
+from last.ckpt, the scoring from the study (every candidate is a trial), the retraining from the
+standalone accuracies kept in the study's user attributes.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import optuna
+from omegaconf import OmegaConf, open_dict
+from optuna.trial import TrialState
+
+from ...errors import ConfigError, StrategyError
+from ..constraints import reject_if_violated, static_violations
+from ..objective import train_trial
+from ..runner import Quiet, Search, SearchResult
+from ..sampling import FixedTrial
+from ..trial_config import trial_cfg
+from ..writing import write_spec
+from .results import write_oneshot_results
+from .supernet import OutsideSupernet, Supernet
+
+EVOLUTION = {"evolution": "nsga2", "tpe": "tpe", "random": "random"}
+STANDALONE = "standalone"          # study user attribute: trial number -> retrained accuracy
+ENQUEUED = "enas:candidates"       # study user attribute: the controller's candidates are queued
+
+
+class OneShotSearch(Search):
+    """One weight-sharing search command (see the module docstring)."""
+
+    def __init__(self, cfg, log=print):
+        super().__init__(cfg, log)
+        self.oneshot = cfg.oneshot
+        self._refuse(cfg)
+        self.seed = int(cfg.seed) if cfg.seed is not None else 0
+        started = time.process_time()
+        self.supernet = Supernet(self.sampler_space, seed=self.seed,
+                                 patience=int(self.oneshot.patience),
+                                 share=str(self.oneshot.share))
+        self.cover_seconds = time.process_time() - started
+        self.standalone: dict[int, float] = {}
+
+    def _refuse(self, cfg):
+        if self.objectives != ["acc"]:
+            raise StrategyError(f"strategy={cfg.strategy.name} optimizes accuracy alone "
+                                f"(objectives=[acc]); for accuracy against MACs give "
+                                f"strategy.options.target_macs=<T> (MnasNet's reward) to enas, or "
+                                f"constraints.max_macs=<M>; for a Pareto front use strategy=nsga2")
+        if cfg.pruner.name != "none":
+            raise ConfigError(f"pruner={cfg.pruner.name}: a one-shot search trains one supernet "
+                              f"and prunes nothing; drop the pruner")
+        if self.constraints.get("max_latency_ms") is not None:
+            raise ConfigError("constraints.max_latency_ms: a one-shot search checks MACs and "
+                              "params for every path it samples, not a measured latency; use "
+                              "constraints.max_macs, or a trial search (strategy=tpe, rl)")
+        if cfg.strategy.name == "spos" and strategy_options(cfg):
+            raise ConfigError(f"strategy=spos takes no strategy.options (got "
+                              f"{', '.join(strategy_options(cfg))}); its keys are oneshot.*")
+        if cfg.oneshot.share not in ("module", "block"):
+            raise ConfigError(f"oneshot.share={cfg.oneshot.share}: use module (weights by place "
+                              f"and shape) or block (a row's every combination its own)")
+        if cfg.oneshot.search not in EVOLUTION:
+            raise ConfigError(f"oneshot.search={cfg.oneshot.search}: use "
+                              f"{', '.join(EVOLUTION)} (how SPOS searches the trained supernet)")
+        for key in ("epochs", "candidates"):
+            if int(cfg.oneshot[key]) < 1:
+                raise ConfigError(f"oneshot.{key} must be at least 1, got {cfg.oneshot[key]}")
+        if int(cfg.oneshot.retrain_top) < 0:
+            raise ConfigError(f"oneshot.retrain_top must be >= 0, got {cfg.oneshot.retrain_top}")
+
+    # -- the constraints on a path -------------------------------------------------------------
+    def allowed(self, path) -> bool:
+        c = self.constraints
+        if c.get("max_macs") is not None and path.macs > float(c["max_macs"]):
+            return False
+        if c.get("max_params") is not None and path.n_params > float(c["max_params"]):
+            return False
+        return self.sampler_space.where(path.params)[0]
+
+    # -- the study of candidates ---------------------------------------------------------------
+    def open_study(self) -> optuna.Study:
+        cfg = self.cfg
+        url = cfg.storage or f"sqlite:///{self.out / 'study.db'}"
+        from ..storage import make_storage
+        from ..strategies import make_sampler
+        self.storage = make_storage(url, cfg.heartbeat, cfg.max_retry)
+        self.url = url
+        name = "random" if cfg.strategy.name == "enas" else EVOLUTION[cfg.oneshot.search]
+        options = {"population_size": int(cfg.oneshot.population)} if name == "nsga2" else {}
+        sampler = make_sampler(name, options, seed=self.seed, n_objectives=1,
+                               categorical=self.sampler_space.categorical())
+        study = optuna.create_study(storage=self.storage, study_name=self.study_name,
+                                    direction="maximize", load_if_exists=True, sampler=sampler)
+        study.set_user_attr("objectives", self.objectives)
+        study.set_user_attr("space", self.space.name)
+        study.set_user_attr("strategy", cfg.strategy.name)
+        self.study = study
+        self.standalone = {int(k): float(v)
+                           for k, v in (study.user_attrs.get(STANDALONE) or {}).items()}
+        self.target = int(cfg.oneshot.candidates)
+        return study
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        from .phases import score_candidates, train_supernet
+        self.out.mkdir(parents=True, exist_ok=True)
+        with Quiet():
+            study = self.open_study()
+        self.log(f"netspec.search: space {self.space.name}, strategy {self.cfg.strategy.name} "
+                 f"(one-shot), {len(self.sampler_space.choices)} choices; study "
+                 f"'{self.study_name}' in {self.url}")
+        self.log(self.supernet.describe())
+        try:
+            train_supernet(self)
+            score_candidates(self)
+            self.retrain()
+        finally:
+            files = write_oneshot_results(self, final=True)
+        return SearchResult(self.out, study, files.get("best"), files.get("best_trials", []),
+                            files)
+
+    # -- scoring one candidate ------------------------------------------------------------------
+    def score(self, trial: optuna.Trial, estimate) -> float:
+        """The study's objective: a candidate's accuracy estimated on the supernet."""
+        start = time.time()
+        sample = self.sampler_space.sample(trial, f"{self.space.name}_{trial.number}")
+        trial.set_user_attr("macs", int(sample.report.macs))
+        trial.set_user_attr("params", int(sample.report.params))
+        reject_if_violated(trial, static_violations(self.sampler_space, self.constraints,
+                                                    sample))
+        try:
+            path = self.supernet.path(FixedTrial(sample.params))
+        except OutsideSupernet as e:
+            trial.set_user_attr("rejected", f"outside the supernet: {e}")
+            raise optuna.TrialPruned("outside the supernet") from None
+        acc = estimate(path)
+        trial.set_user_attr("acc", acc)
+        trial.set_user_attr("seconds", round(time.time() - start, 3))
+        return acc
+
+    # -- retraining the best ------------------------------------------------------------------
+    def ranked(self) -> list:
+        done = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        return sorted(done, key=lambda t: (-t.value, t.number))
+
+    def retrain(self) -> None:
+        k = int(self.oneshot.retrain_top)
+        for t in self.ranked()[:k]:
+            if t.number in self.standalone:
+                continue
+            tdir = self.out / "retrain" / f"{t.number:04d}"
+            sample = self.sampler_space.sample(FixedTrial(t.params),
+                                               f"{self.space.name}_{t.number}")
+            spec_file = write_spec(sample.spec, tdir / "spec.yaml",
+                                   header=f"candidate {t.number} of study '{self.study_name}': "
+                                          f"estimated acc {t.value:.4f} on the supernet")
+            self.log(f"retraining candidate {t.number} (estimated {t.value:.4f}) standalone for "
+                     f"{self.cfg.budget.epochs} epochs")
+            started = time.process_time()
+            result = train_trial(trial_cfg(self.cfg, spec_file, sample, tdir), [],
+                                 tdir / "train.log")
+            acc = float(result.best_val_acc)
+            self.standalone[t.number] = acc
+            self.retrain_seconds = getattr(self, "retrain_seconds", 0.0) + \
+                time.process_time() - started
+            self.study.set_user_attr(STANDALONE, {str(n): a for n, a in self.standalone.items()})
+            self.log(f"  standalone val/acc {acc:.4f}")
+
+    # -- the supernet's training config ----------------------------------------------------------
+    def supernet_cfg(self):
+        """netspec.train's config for the supernet: oneshot.epochs, last.ckpt every epoch."""
+        tcfg = copy.deepcopy(self.cfg)
+        with open_dict(tcfg):
+            tcfg.run_dir = str(self.supernet_dir)
+            tcfg.trainer.max_epochs = int(self.oneshot.epochs)
+            if self.cfg.budget.fraction != 1.0:
+                tcfg.trainer.limit_train_batches = float(self.cfg.budget.fraction)
+            strategy = str(tcfg.trainer.get("strategy") or "")
+            if strategy == "ddp_spawn":     # each rank runs its own path's subset of weights
+                tcfg.trainer.strategy = "ddp_spawn_find_unused_parameters_true"
+            tcfg.callbacks.checkpoint = True
+            tcfg.callbacks.save_last = True
+            tcfg.test = False
+            if tcfg.trainer.get("enable_model_summary") is None:
+                tcfg.trainer.enable_model_summary = False
+        return tcfg
+
+    def cpu_seconds(self) -> dict:
+        """This process's CPU seconds per phase (what the benchmark compares)."""
+        return {k: v for k, v in (("supernet_cover", self.cover_seconds),
+                                  ("supernet_training", getattr(self, "supernet_seconds", None)),
+                                  ("scoring", getattr(self, "score_seconds", None)),
+                                  ("retraining", getattr(self, "retrain_seconds", None)))
+                if v is not None}
+
+    @property
+    def supernet_dir(self) -> Path:
+        return self.out / "supernet"
+
+
+def strategy_options(cfg) -> dict:
+    return OmegaConf.to_container(cfg.strategy.options) or {}
