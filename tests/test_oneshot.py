@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
+from parity import randomize
 
 import netspec
 from netspec.errors import ConfigError, SpecError
@@ -30,8 +31,6 @@ from netspec.search.runner import run_search
 from netspec.search.sampling import FixedTrial, Sampler
 from netspec.search.space import load_space
 from netspec.train.config import config_dir, register_spec_paths
-
-from parity import randomize
 
 # a kernel, a width, a repeat count, a choice between layers and an op choice in a block
 SPACE = """\
