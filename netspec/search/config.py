@@ -51,10 +51,10 @@ class OneShotConfig:
     """strategy=enas and strategy=spos (netspec/search/oneshot)."""
     epochs: int = 4                    # supernet training epochs
     retrain_top: int = 0               # retrain the K best candidates standalone for `budget`
-    candidates: int = 200              # paths scored on the trained supernet
+    candidates: int = 100              # paths scored on the trained supernet
     search: str = "evolution"          # spos: evolution (NSGA-II's genetic search), tpe, random
     population: int = 20               # spos: the evolution's population
-    recalibrate: int = 4               # training batches recomputing each candidate's BN stats
+    recalibrate: int = 2               # training batches recomputing each candidate's BN stats
     eval_batches: int | None = 2       # validation batches scoring each candidate (null: all)
     share: str = "module"              # module: by place and shape; block: a row's combination
     patience: int = 100                # the supernet's coverage: paths in a row that add nothing

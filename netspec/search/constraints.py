@@ -12,15 +12,15 @@ from .formatting import si
 TRIAL_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
 
 
-def static_violations(sampler, constraints: dict, sample) -> list[tuple[float, str]]:
-    """(by how much, why) for each static constraint the sample breaks: the space's ``where:``,
-    ``max_macs``, ``max_params``."""
+def static_violations(sampler, constraints: dict, params: dict, macs: int,
+                      n_params: int) -> list[tuple[float, str]]:
+    """(by how much, why) for each static constraint a sample (its decisions, MACs and
+    parameter count) breaks: the space's ``where:``, ``max_macs``, ``max_params``."""
     violations = []
-    ok, why = sampler.where(sample.params)
+    ok, why = sampler.where(params)
     if not ok:
         violations.append((1.0, why))
-    rep = sample.report
-    for key, value, what in (("max_macs", rep.macs, "MACs"), ("max_params", rep.params, "params")):
+    for key, value, what in (("max_macs", macs, "MACs"), ("max_params", n_params, "params")):
         limit = constraints.get(key)
         if limit is not None and value > float(limit):
             violations.append((value / float(limit) - 1.0,

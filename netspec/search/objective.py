@@ -62,7 +62,8 @@ def evaluate(search, trial, sample: Sample, tdir: Path):
     """Write, check, measure and train one sample; its objective values."""
     spec_file = write_spec(sample.spec, tdir / "spec.yaml", header=header(search, trial, sample))
     record(search, trial, sample, spec_file)
-    violations = static_violations(search.sampler_space, search.constraints, sample)
+    violations = static_violations(search.sampler_space, search.constraints, sample.params,
+                                   sample.report.macs, sample.report.params)
     latency = None
     if not violations and search.measures_latency:
         latency = measure_latency(sample.spec, search.cfg.latency)

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+import optuna
 import pytorch_lightning as pl
 import torch
 from optuna.trial import TrialState
@@ -14,7 +15,7 @@ from optuna.trial import TrialState
 from ...errors import SearchFailed
 from ..objective import logged_to
 from ..runner import Quiet
-from ..trials import finished_trials, replaced_trials
+from ..trials import finished_trials
 from .training import (
     STATE_KEY,
     ControllerPaths,
@@ -118,25 +119,77 @@ def _load(module, last) -> None:
         module.paths.load_state_dict(ckpt[STATE_KEY])
 
 
+FLUSH = 25      # scored candidates written to the study at a time (one transaction each)
+
+
 def score_candidates(search) -> None:
     """Score oneshot.candidates paths on the trained supernet: ENAS's drawn from the controller,
     SPOS's proposed by the evolution (or TPE, random); each one's BN statistics recalibrated
-    on oneshot.recalibrate training batches, then its accuracy on the validation data."""
-    cfg, study, supernet = search.cfg, search.study, search.supernet
+    on oneshot.recalibrate training batches, then its accuracy on the validation data.
+
+    The candidates are scored in an in-memory study and written to the run's study FLUSH at a
+    time (a candidate costs milliseconds; a storage write per decision would cost more): a kill
+    loses at most the last FLUSH scores, which the rerun scores again."""
+    cfg, study = search.cfg, search.study
+    estimate = make_estimator(search)
+    kept = finished_trials(study.get_trials(deepcopy=False))
+    memory = optuna.create_study(direction="maximize", sampler=study.sampler)
+    memory.add_trials(kept)
+    if cfg.strategy.name == "enas":
+        scored = {_key(t.params) for t in kept}
+        for params in controller_candidates(search):
+            if _key(params) not in scored:
+                memory.enqueue_trial(params)
+    started = time.process_time()
+    written = len(kept)
+    while True:
+        trials = memory.get_trials(deepcopy=False)
+        done = finished_trials(trials)
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        finished = len(done) >= search.target or (cfg.strategy.name == "enas" and not waiting)
+        if finished or len(done) - written >= FLUSH:
+            study.add_trials(done[written:])
+            written = len(done)
+            search.log(f"candidates {len(done)}/{search.target}: {_best(memory)}")
+        if finished:
+            break
+        with Quiet():
+            memory.optimize(lambda t: search.score(t, estimate), n_trials=1,
+                            catch=(Exception,), gc_after_trial=False)
+    search.score_seconds = time.process_time() - started
+    failed = [t for t in memory.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
+    if failed:
+        raise SearchFailed(f"{len(failed)} candidates failed to score, e.g. #{failed[0].number}: "
+                           f"{failed[0].user_attrs.get('fail_reason', 'see the study')}")
+
+
+def _key(params: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def _best(study) -> str:
+    try:
+        return f"best estimate {study.best_value:.4f} (#{study.best_trial.number})"
+    except ValueError:
+        return "no estimate yet"
+
+
+def make_estimator(search):
+    """estimate(path): its accuracy on oneshot.eval_batches validation batches with the shared
+    weights, its BN statistics recalibrated first on oneshot.recalibrate training batches (the
+    same batches for every candidate); a path scored once is not scored again."""
+    cfg, supernet = search.cfg, search.supernet
     device = torch.device("cuda" if torch.cuda.is_available() and
                           str(cfg.trainer.get("accelerator") or "auto") in ("auto", "gpu", "cuda")
                           else "cpu")
     supernet.to(device)
     train = list(itertools.islice(search.dm.train_dataloader(), int(search.oneshot.recalibrate)))
     n_eval = search.oneshot.eval_batches
-    val = list(itertools.islice(search.dm.val_dataloader(), None if n_eval is None
-                                else int(n_eval)))
-    _requeue_dead(study)
-    if cfg.strategy.name == "enas":
-        _enqueue_controller_candidates(search)
+    val = list(itertools.islice(search.dm.val_dataloader(),
+                                None if n_eval is None else int(n_eval)))
     scores: dict = {}
 
-    def estimate(path):
+    def estimate(path) -> float:
         key = tuple(sorted((k, repr(v)) for k, v in path.params.items()))
         if key not in scores:
             if train:
@@ -144,54 +197,19 @@ def score_candidates(search) -> None:
             scores[key] = path_accuracy(supernet, path, val, device, batch_stats=False)
         return scores[key]
 
-    started = time.process_time()
-    while True:
-        trials = study.get_trials(deepcopy=False)
-        done = finished_trials(trials)
-        waiting = [t for t in trials if t.state == TrialState.WAITING]
-        if len(done) >= search.target or (cfg.strategy.name == "enas" and not waiting):
-            break
-        with Quiet():
-            study.optimize(lambda t: search.score(t, estimate), n_trials=1,
-                           catch=(Exception,), gc_after_trial=False)
-        n = len(done) + 1
-        if n % 25 == 0 or n == search.target:
-            try:
-                best = f"best estimate {study.best_value:.4f} (#{study.best_trial.number})"
-            except ValueError:
-                best = "no estimate yet"
-            search.log(f"candidates {n}/{search.target}: {best}")
-    search.score_seconds = time.process_time() - started
-    trials = study.get_trials(deepcopy=False)
-    gone = replaced_trials(trials)
-    failed = [t for t in trials if t.state == TrialState.FAIL and t.number not in gone]
-    if failed:
-        raise SearchFailed(f"{len(failed)} candidates failed to score, e.g. #{failed[0].number}: "
-                           f"{failed[0].user_attrs.get('fail_reason', 'see the study')}")
+    return estimate
 
 
-def _enqueue_controller_candidates(search) -> None:
-    """The trained controller's oneshot.candidates draws (duplicates once), queued as trials."""
-    from .runner import ENQUEUED
-    study = search.study
-    if study.user_attrs.get(ENQUEUED):
-        search.target = int(study.user_attrs[ENQUEUED])
-        return
-    seen = set()
+def controller_candidates(search) -> list[dict]:
+    """The trained controller's oneshot.candidates draws, duplicates once (the same draws on a
+    rerun: each is seeded)."""
+    seen: dict = {}
     for i in range(int(search.oneshot.candidates)):
         path, _ = search.paths.draw(3, i)
-        key = tuple(sorted((k, repr(v)) for k, v in path.params.items()))
-        if key not in seen:
-            seen.add(key)
-            study.enqueue_trial(path.params)
-    study.set_user_attr(ENQUEUED, len(seen))
+        seen.setdefault(_key(path.params), path.params)
     search.target = len(seen)
     search.log(f"the controller drew {int(search.oneshot.candidates)} paths, {len(seen)} "
                f"distinct: scoring each on the supernet")
+    return list(seen.values())
 
 
-def _requeue_dead(study) -> None:
-    """A one-shot search runs in one process: a RUNNING trial at the start was killed with it."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})

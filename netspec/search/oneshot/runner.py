@@ -30,7 +30,6 @@ from .supernet import OutsideSupernet, Supernet
 
 EVOLUTION = {"evolution": "nsga2", "tpe": "tpe", "random": "random"}
 STANDALONE = "standalone"          # study user attribute: trial number -> retrained accuracy
-ENQUEUED = "enas:candidates"       # study user attribute: the controller's candidates are queued
 
 
 class OneShotSearch(Search):
@@ -78,12 +77,8 @@ class OneShotSearch(Search):
 
     # -- the constraints on a path -------------------------------------------------------------
     def allowed(self, path) -> bool:
-        c = self.constraints
-        if c.get("max_macs") is not None and path.macs > float(c["max_macs"]):
-            return False
-        if c.get("max_params") is not None and path.n_params > float(c["max_params"]):
-            return False
-        return self.sampler_space.where(path.params)[0]
+        return not static_violations(self.sampler_space, self.constraints, path.params,
+                                     path.macs, path.n_params)
 
     # -- the study of candidates ---------------------------------------------------------------
     def open_study(self) -> optuna.Study:
@@ -129,18 +124,18 @@ class OneShotSearch(Search):
 
     # -- scoring one candidate ------------------------------------------------------------------
     def score(self, trial: optuna.Trial, estimate) -> float:
-        """The study's objective: a candidate's accuracy estimated on the supernet."""
+        """The study's objective: a candidate's accuracy estimated on the supernet (the trial
+        draws the path's decisions; best.yaml is written from them afterwards)."""
         start = time.time()
-        sample = self.sampler_space.sample(trial, f"{self.space.name}_{trial.number}")
-        trial.set_user_attr("macs", int(sample.report.macs))
-        trial.set_user_attr("params", int(sample.report.params))
-        reject_if_violated(trial, static_violations(self.sampler_space, self.constraints,
-                                                    sample))
         try:
-            path = self.supernet.path(FixedTrial(sample.params))
+            path = self.supernet.path(trial)
         except OutsideSupernet as e:
             trial.set_user_attr("rejected", f"outside the supernet: {e}")
             raise optuna.TrialPruned("outside the supernet") from None
+        trial.set_user_attr("macs", int(path.macs))
+        trial.set_user_attr("params", int(path.n_params))
+        reject_if_violated(trial, static_violations(self.sampler_space, self.constraints,
+                                                    path.params, path.macs, path.n_params))
         acc = estimate(path)
         trial.set_user_attr("acc", acc)
         trial.set_user_attr("seconds", round(time.time() - start, 3))
