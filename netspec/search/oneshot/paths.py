@@ -93,6 +93,19 @@ class ControllerTrial(DrawTrial):
         return options[token]
 
 
+class Allowed:
+    """Whether a path keeps the static constraints (``where:``, max_macs, max_params); a class,
+    not a closure, so that DDP's spawned ranks can unpickle it."""
+
+    def __init__(self, space, constraints: dict):
+        self.space, self.constraints = space, dict(constraints)
+
+    def __call__(self, path) -> bool:
+        from ..constraints import static_violations
+        return not static_violations(self.space, self.constraints, path.params, path.macs,
+                                     path.n_params)
+
+
 def draw_path(supernet, make_trial, allowed):
     """The first path ``make_trial()`` draws that is inside the supernet and ``allowed(path)``
     (the static constraints, ``where:``); with the trial that drew it."""

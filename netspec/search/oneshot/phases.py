@@ -58,8 +58,13 @@ CONTROLLER = {"hidden": 64, "embed": 32, "lr": 0.01, "baseline_decay": 0.95,
 class EpochLine(pl.Callback):
     """One console line per supernet epoch (Lightning's own output goes to supernet/train.log)."""
 
-    def __init__(self, log, epochs: int):
-        self.say, self.epochs, self.started = log, epochs, time.time()
+    def __init__(self, epochs: int):
+        self.epochs, self.started = epochs, time.time()
+
+    @staticmethod
+    def say(line: str) -> None:
+        # the console, also from a spawned DDP rank and under train.log's redirection
+        print(line, file=sys.__stdout__, flush=True)
 
     def on_train_epoch_end(self, trainer, pl_module):
         if not trainer.is_global_zero:
@@ -95,15 +100,13 @@ def train_supernet(search) -> None:
         return
     if tcfg.seed is not None:
         pl.seed_everything(tcfg.seed, workers=True, verbose=False)
-    console = sys.stdout
-    log = lambda line: print(line, file=console, flush=True)  # noqa: E731
     resume = str(last) if last.is_file() else None
     if resume:
         search.log(f"supernet: resuming from {last}")
     started, cpu = time.time(), time.process_time()
     with logged_to(sdir / "train.log"), Quiet():
         fit(tcfg, module, search.dm, sdir, module.hparams.spec, started,
-            last=[EpochLine(log, int(search.oneshot.epochs))], ckpt_path=resume)
+            last=[EpochLine(int(search.oneshot.epochs))], ckpt_path=resume)
     if not last.is_file():
         raise SearchFailed(f"the supernet's training wrote no {last}; see {sdir / 'train.log'}")
     _load(module, last)          # the weights and the controller of rank 0 (ddp_spawn too)

@@ -25,6 +25,7 @@ from ..runner import Quiet, Search, SearchResult
 from ..sampling import FixedTrial
 from ..trial_config import trial_cfg
 from ..writing import write_spec
+from .paths import Allowed
 from .results import write_oneshot_results
 from .supernet import OutsideSupernet, Supernet
 
@@ -76,9 +77,9 @@ class OneShotSearch(Search):
             raise ConfigError(f"oneshot.retrain_top must be >= 0, got {cfg.oneshot.retrain_top}")
 
     # -- the constraints on a path -------------------------------------------------------------
-    def allowed(self, path) -> bool:
-        return not static_violations(self.sampler_space, self.constraints, path.params,
-                                     path.macs, path.n_params)
+    @property
+    def allowed(self) -> Allowed:
+        return Allowed(self.sampler_space, self.constraints)
 
     # -- the study of candidates ---------------------------------------------------------------
     def open_study(self) -> optuna.Study:
