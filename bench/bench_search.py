@@ -46,9 +46,12 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from netspec.search import objective, runner  # noqa: E402
+from netspec.search import (  # noqa: E402
+    objective,
+    run_search,  # noqa: E402
+    runner,
+)
 from netspec.search.config import register_search_configs  # noqa: E402
-from netspec.search.runner import run_search  # noqa: E402
 from netspec.search.trials import finished_trials  # noqa: E402
 from netspec.train.config import config_dir, register_spec_paths  # noqa: E402
 

@@ -24,10 +24,10 @@ from parity import randomize
 
 import netspec
 from netspec.errors import ConfigError, SpecError
+from netspec.search import run_search
 from netspec.search.config import register_search_configs
-from netspec.search.oneshot.paths import UniformTrial, draw_path
-from netspec.search.oneshot.supernet import OutsideSupernet, Supernet, weight_keys
-from netspec.search.runner import run_search
+from netspec.search.oneshot.paths import UniformTrial
+from netspec.search.oneshot.supernet import OutsideSupernet, Supernet, draw_path, weight_keys
 from netspec.search.sampling import FixedTrial, Sampler
 from netspec.search.space import load_space
 from netspec.train.config import config_dir, register_spec_paths

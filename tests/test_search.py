@@ -27,11 +27,10 @@ from optuna.trial import TrialState
 
 import netspec
 from netspec.errors import ConfigError, SearchFailed, SpecError, StorageError, StrategyError
-from netspec.search import objective
+from netspec.search import objective, run_search
 from netspec.search.config import register_search_configs
 from netspec.search.latency import measure_latency
 from netspec.search.rl import KEY as RL_STATE
-from netspec.search.runner import run_search
 from netspec.search.sampling import FixedTrial, Sampler
 from netspec.search.space import load_space, shipped_spaces
 from netspec.search.trials import finished_trials

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 def _task(cfg: DictConfig) -> float | None:
     from ..cli import user_errors
-    from .runner import run_search
+    from . import run_search
     try:
         with user_errors():
             result = run_search(cfg)

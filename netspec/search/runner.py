@@ -11,7 +11,6 @@ this whole command on every rank.
 """
 from __future__ import annotations
 
-import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from ..errors import ConfigError, SearchFailed
 from .config import study_name_of
 from .constraints import TRIAL_CONSTRAINTS, constraint_values
 from .objective import run_trial
+from .quiet import Quiet
 from .results import Progress, write_results
 from .sampling import FixedTrial, Sampler
 from .space import load_space
 from .storage import has_heartbeat, make_storage
-from .strategies import ONESHOT, directions, make_pruner, make_sampler
+from .strategies import directions, make_pruner, make_sampler
 from .trial_config import check_train_keys
 from .trials import finished_trials
 
@@ -222,30 +222,7 @@ class Search:
         return sample.spec
 
 
-class Quiet:
-    """Optuna's and Lightning's per-trial chatter off while trials run (the progress line and
-    each trial's train.log say it)."""
-
-    NAMES = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning")
-
-    def __enter__(self):
-        self.optuna_level = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        self.levels = {n: logging.getLogger(n).level for n in self.NAMES}
-        for n in self.NAMES:
-            logging.getLogger(n).setLevel(logging.WARNING)
-        return self
-
-    def __exit__(self, *exc):
-        optuna.logging.set_verbosity(self.optuna_level)
-        for n, level in self.levels.items():
-            logging.getLogger(n).setLevel(level)
-        return False
-
-
 def run_search(cfg: DictConfig, log=print) -> SearchResult:
-    """Run (or resume) the configured search; returns the run dir, the study and best.yaml."""
-    if cfg.strategy.name in ONESHOT:        # weight sharing: netspec/search/oneshot
-        from .oneshot.runner import OneShotSearch
-        return OneShotSearch(cfg, log=log).run()
+    """Run (or resume) the configured trial search (netspec.search.run_search also dispatches
+    the one-shot strategies)."""
     return Search(cfg, log=log).run()

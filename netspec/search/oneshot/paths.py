@@ -15,10 +15,7 @@ import random
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from ...errors import SearchFailed
 from ..rl.options import options_of
-
-MAX_REDRAWS = 200
 
 
 class DrawTrial:
@@ -91,34 +88,3 @@ class ControllerTrial(DrawTrial):
                                                   greedy=self.greedy)
         self.steps.append((index, token))
         return options[token]
-
-
-class Allowed:
-    """Whether a path keeps the static constraints (``where:``, max_macs, max_params); a class,
-    not a closure, so that DDP's spawned ranks can unpickle it."""
-
-    def __init__(self, space, constraints: dict):
-        self.space, self.constraints = space, dict(constraints)
-
-    def __call__(self, path) -> bool:
-        from ..constraints import static_violations
-        return not static_violations(self.space, self.constraints, path.params, path.macs,
-                                     path.n_params)
-
-
-def draw_path(supernet, make_trial, allowed):
-    """The first path ``make_trial()`` draws that is inside the supernet and ``allowed(path)``
-    (the static constraints, ``where:``); with the trial that drew it."""
-    from .supernet import OutsideSupernet
-    for _ in range(MAX_REDRAWS):
-        trial = make_trial()
-        try:
-            path = supernet.path(trial)
-        except OutsideSupernet:
-            continue
-        if allowed(path):
-            return path, trial
-    raise SearchFailed(f"no path of {MAX_REDRAWS} drawn satisfies the constraints (max_macs, "
-                       f"max_params, where:); loosen them: the supernet's paths have "
-                       f"{supernet.macs_range[0]:,}-{supernet.macs_range[1]:,} MACs and "
-                       f"{supernet.params_range[0]:,}-{supernet.params_range[1]:,} params")

@@ -10,11 +10,12 @@ import time
 import optuna
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ...errors import SearchFailed
 from ..objective import logged_to
-from ..runner import Quiet
+from ..quiet import Quiet
 from ..trials import finished_trials
 from .training import (
     STATE_KEY,
@@ -26,12 +27,15 @@ from .training import (
 )
 
 
+def strategy_options(cfg) -> dict:
+    return OmegaConf.to_container(cfg.strategy.options) or {}
+
+
 def make_paths(search):
     """Who draws the paths: uniform (spos) or the controller (enas, its options from strategy=)."""
     if search.cfg.strategy.name == "spos":
         return UniformPaths(search.supernet, search.allowed, search.seed)
     from ..rl.policy import Policy
-    from .runner import strategy_options
     opts = {**CONTROLLER, **strategy_options(search.cfg)}
     steps = int(opts.pop("controller_steps"))
     target, w = opts.pop("target_macs"), float(opts.pop("w"))

@@ -15,19 +15,20 @@ import time
 from pathlib import Path
 
 import optuna
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 from optuna.trial import TrialState
 
 from ...errors import ConfigError, StrategyError
 from ..constraints import reject_if_violated, static_violations
 from ..objective import train_trial
-from ..runner import Quiet, Search, SearchResult
+from ..quiet import Quiet
+from ..runner import Search, SearchResult
 from ..sampling import FixedTrial
 from ..trial_config import trial_cfg
 from ..writing import write_spec
-from .paths import Allowed
+from .phases import score_candidates, strategy_options, train_supernet
 from .results import write_oneshot_results
-from .supernet import OutsideSupernet, Supernet
+from .supernet import Allowed, OutsideSupernet, Supernet
 
 EVOLUTION = {"evolution": "nsga2", "tpe": "tpe", "random": "random"}
 STANDALONE = "standalone"          # study user attribute: trial number -> retrained accuracy
@@ -106,7 +107,6 @@ class OneShotSearch(Search):
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        from .phases import score_candidates, train_supernet
         self.out.mkdir(parents=True, exist_ok=True)
         with Quiet():
             study = self.open_study()
@@ -200,7 +200,3 @@ class OneShotSearch(Search):
     @property
     def supernet_dir(self) -> Path:
         return self.out / "supernet"
-
-
-def strategy_options(cfg) -> dict:
-    return OmegaConf.to_container(cfg.strategy.options) or {}

@@ -37,9 +37,10 @@ import torch
 from torch import nn
 
 from ...analyze import report_of
-from ...errors import SpecError
+from ...errors import SearchFailed, SpecError
 from ...lang.network import gc_paused
 from ..sampling import Chooser, FixedTrial, Sampler, resolve
+from .paths import PinnedTrial, UniformTrial, pinned_options
 
 CACHE = 64           # built paths kept (parameterless containers: they cost little)
 
@@ -127,7 +128,6 @@ class Supernet(nn.Module):
     # -- making it ----------------------------------------------------------------------------
     def _cover(self, seed: int, patience: int, max_samples: int):
         """Sample the space until its set of weights stops growing (see the module docstring)."""
-        from .paths import PinnedTrial, UniformTrial, pinned_options
         rng = random.Random(seed)
         reference = None
         macs, params = [], []
@@ -273,3 +273,38 @@ def refuse_unshareable(space: Sampler) -> None:
                               f"(tpe, rl, grid)")
     if not space.index:
         raise SpecError(f"search space '{space.name}' has no choices: nothing to share")
+
+
+# -- drawing a path within the constraints ---------------------------------------------------
+
+MAX_REDRAWS = 200
+
+
+class Allowed:
+    """Whether a path keeps the static constraints (``where:``, max_macs, max_params); a class,
+    not a closure, so that DDP's spawned ranks can unpickle it."""
+
+    def __init__(self, space, constraints: dict):
+        self.space, self.constraints = space, dict(constraints)
+
+    def __call__(self, path) -> bool:
+        from ..constraints import static_violations
+        return not static_violations(self.space, self.constraints, path.params, path.macs,
+                                     path.n_params)
+
+
+def draw_path(supernet, make_trial, allowed):
+    """The first path ``make_trial()`` draws that is inside the supernet and ``allowed(path)``
+    (the static constraints, ``where:``); with the trial that drew it."""
+    for _ in range(MAX_REDRAWS):
+        trial = make_trial()
+        try:
+            path = supernet.path(trial)
+        except OutsideSupernet:
+            continue
+        if allowed(path):
+            return path, trial
+    raise SearchFailed(f"no path of {MAX_REDRAWS} drawn satisfies the constraints (max_macs, "
+                       f"max_params, where:); loosen them: the supernet's paths have "
+                       f"{supernet.macs_range[0]:,}-{supernet.macs_range[1]:,} MACs and "
+                       f"{supernet.params_range[0]:,}-{supernet.params_range[1]:,} params")

@@ -25,7 +25,8 @@ from ...lang.source import plain
 from ...threads import one_thread
 from ...train.module import SpecClassifier
 from ..rl.policy import Policy, mnas_reward
-from .paths import ControllerTrial, UniformTrial, draw_path
+from .paths import ControllerTrial, UniformTrial
+from .supernet import draw_path
 
 STATE_KEY = "netspec_oneshot"
 
