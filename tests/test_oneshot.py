@@ -110,6 +110,27 @@ def test_a_path_computes_what_its_standalone_network_computes(name, shipped, spa
         assert (path.n_params, path.macs) == (sample.report.params, sample.report.macs)
 
 
+def test_paths_one_decision_apart_are_each_their_own_network(space_file):
+    """For every decision, two paths that differ in it alone (the built paths are cached: a
+    cache that confused them would run the wrong network)."""
+    supernet = Supernet(sampler_of(space_file), seed=0)
+    randomize(supernet)
+    base = {"stages[0].conv.c": 16, "stages[0].conv.k": 3, "stages[0].conv.n": 2,
+            "stages[1]": "unit", "blocks.unit.residual[0].conv.k": 3}
+    other = {"stages[0].conv.c": 8, "stages[0].conv.k": 5, "stages[0].conv.n": 3,
+             "stages[1]": "identity", "blocks.unit.residual[0].conv.k": 1}
+    assert set(base) == {c.path for c in supernet.space.index.values()}
+    x = torch.randn(2, 3, 8, 8)
+    for name in base:
+        for params in (base, {**base, name: other[name]}):
+            path = supernet.path(FixedTrial(params))
+            alone = netspec.build(supernet.space.sample(FixedTrial(params)).spec)
+            alone.load_state_dict(path.module.state_dict())
+            supernet.activate(path)
+            supernet.eval(), alone.eval()
+            torch.testing.assert_close(supernet(x), alone(x), rtol=0, atol=1e-6)
+
+
 def test_the_supernet_holds_every_standalone_networks_weights_once(space_file):
     """Its weights are the union, by place and shape, of the weights of every network of the
     space, each built standalone: the space enumerated here, not sampled as the supernet is."""

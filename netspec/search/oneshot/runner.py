@@ -43,7 +43,9 @@ class OneShotSearch(Search):
         self._refuse(cfg)
         self.seed = int(cfg.seed) if cfg.seed is not None else 0
         started = time.process_time()
-        self.supernet = Supernet(self.sampler_space, seed=self.seed,
+        # the supernet is the space's, not the run's: its coverage draws are seeded alike for
+        # every seed=, so that a checkpoint always fits it
+        self.supernet = Supernet(self.sampler_space, seed=0,
                                  patience=int(self.oneshot.patience),
                                  share=str(self.oneshot.share))
         self.cover_seconds = time.process_time() - started

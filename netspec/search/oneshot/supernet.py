@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -172,9 +173,8 @@ class Supernet(nn.Module):
         real = dict(weight_keys(net.build(), scope))  # initialised as a standalone network is
         for key in new:
             base = key[0].replace(".", "/") or "net"
-            variant = sum(1 for k in self._names if k[0] == key[0])
-            if variant:                     # another shape at the same place
-                base += f"~{variant}"
+            if any(k[0] == key[0] for k in self._names):   # another shape at the same place:
+                base += f"~{zlib.crc32(repr(key[1:]).encode()):08x}"  # named by it, not by order
             names = {}
             for tname, t, is_param in _state(real[key]):
                 store = f"{base}/{tname}"     # ends in the tensor's name, as in a state_dict
