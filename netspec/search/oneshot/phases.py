@@ -140,7 +140,8 @@ def score_candidates(search) -> None:
     cfg, study = search.cfg, search.study
     estimate = make_estimator(search)
     kept = finished_trials(study.get_trials(deepcopy=False))
-    memory = optuna.create_study(direction="maximize", sampler=study.sampler)
+    with Quiet():
+        memory = optuna.create_study(direction="maximize", sampler=study.sampler)
     memory.add_trials(kept)
     if cfg.strategy.name == "enas":
         scored = {_key(t.params) for t in kept}

@@ -16,11 +16,14 @@ weights of its own. So
 - repeats share the first blocks: block ``i`` of a stage is the same module in every path with
   more than ``i`` blocks and the same block shape (Once-for-All's elastic depth).
 
+That is ``share="module"`` (the default); ``share="block"`` also scopes each module of a stage
+row by the row's other decisions (see Scopes), so that no module serves two kernels' outputs.
+
 **All weights up front.** The optimizer and DDP need every parameter before training, so the
 supernet samples the space when it is made until its set of weights stops growing: every option
 of every choice once, then random paths until ``patience`` in a row bring nothing new. A path
-met later that needs a weight no sampled path had is *outside* the supernet: `share` says so
-and the samplers draw again (it is counted, and rare by construction).
+met later that needs a weight no sampled path had is *outside* the supernet: ``path`` raises
+OutsideSupernet and the samplers draw again (it is counted, and rare by construction).
 
 **What can't be shared** is refused with a located SpecError: a training-config choice (the
 space's ``train:``) and a choice that changes the input size (compound scaling's resolution):
@@ -83,10 +86,9 @@ REPEATS = "n"
 class Scopes:
     """``share="block"``: the decisions of a layer row (``stages[2].mbconv.k``, ``stages[4]``)
     except its repeats ``n`` scope every module of that row (``stages.2...``): each combination
-    of the row's options has all its weights to itself, as SPOS's choice blocks do, and no
-    module is trained for the outputs of two different kernels or expansions; the first blocks
-    of a row are still shared across its repeats. ``share="module"``: no scope (the place and
-    shape alone). Choices outside the rows (a cell genotype in ``blocks:``) scope nothing: ENAS
+    of the row's options has all its weights to itself, and no module is trained for the outputs
+    of two different kernels or expansions; the first blocks of a row are still shared across
+    its repeats. ``share="module"``: no scope (the place and shape alone). Choices outside the rows (a cell genotype in ``blocks:``) scope nothing: ENAS
     shares an operation's weights whichever input it reads."""
 
     def __init__(self, share: str, params: dict):
