@@ -387,3 +387,22 @@ def test_cli_help_lists_the_one_shot_strategies():
     assert out.returncode == 0
     assert "enas" in out.stdout and "spos" in out.stdout
     assert Path(config_dir(), "strategy", "enas.yaml").is_file()
+
+
+def test_scoring_with_batch_statistics_leaves_the_shared_running_statistics_alone(space_file):
+    from netspec.search.oneshot.training import batch_statistics
+    supernet = Supernet(sampler_of(space_file), seed=0)
+    randomize(supernet)
+    path = _paths(supernet, 1, seed=2)[0]
+    supernet.activate(path)
+    before = {k: v.clone() for k, v in supernet.weights.named_buffers()}
+    x = torch.randn(16, 3, 8, 8)
+    supernet.eval()
+    with batch_statistics(path.module), torch.no_grad():
+        scored = supernet(x)
+    after = dict(supernet.weights.named_buffers())
+    assert all(torch.equal(before[k], after[k]) for k in before if "running" in k)
+    supernet.train()                 # the same batch statistics (no dropout in this space)
+    with torch.no_grad():
+        torch.testing.assert_close(scored, supernet(x))
+    assert not torch.allclose(scored, supernet.eval()(x))      # not the running statistics

@@ -88,8 +88,9 @@ class Scopes:
     except its repeats ``n`` scope every module of that row (``stages.2...``): each combination
     of the row's options has all its weights to itself, and no module is trained for the outputs
     of two different kernels or expansions; the first blocks of a row are still shared across
-    its repeats. ``share="module"``: no scope (the place and shape alone). Choices outside the rows (a cell genotype in ``blocks:``) scope nothing: ENAS
-    shares an operation's weights whichever input it reads."""
+    its repeats. ``share="module"``: no scope (the place and shape alone). Choices outside the
+    rows (a cell genotype in ``blocks:``) scope nothing: ENAS shares an operation's weights
+    whichever input it reads."""
 
     def __init__(self, share: str, params: dict):
         self.rows: dict[str, list] = {}

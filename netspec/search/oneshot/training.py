@@ -201,6 +201,12 @@ class SupernetClassifier(SpecClassifier):
     def on_validation_epoch_start(self):
         self.model.activate(self.paths.val_path(self.current_epoch))
 
+    def validation_step(self, batch, batch_idx):
+        # batch statistics, as the controller's reward: the shared running statistics belong to
+        # no path (a path's are recalibrated only when it is scored as a candidate)
+        with batch_statistics(self.model.active.module):
+            return super().validation_step(batch, batch_idx)
+
     def on_train_epoch_end(self):
         for k, v in self.paths.after_epoch(self).items():
             self.log(k, float(v))
