@@ -17,6 +17,7 @@ from ...errors import SearchFailed
 from ..objective import logged_to
 from ..quiet import Quiet
 from ..trials import finished_trials
+from .supernet import decision_key
 from .training import (
     STATE_KEY,
     ControllerPaths,
@@ -144,9 +145,9 @@ def score_candidates(search) -> None:
         memory = optuna.create_study(direction="maximize", sampler=study.sampler)
     memory.add_trials(kept)
     if cfg.strategy.name == "enas":
-        scored = {_key(t.params) for t in kept}
+        scored = {decision_key(t.params) for t in kept}
         for params in controller_candidates(search):
-            if _key(params) not in scored:
+            if decision_key(params) not in scored:
                 memory.enqueue_trial(params)
     started = time.process_time()
     written = len(kept)
@@ -169,10 +170,6 @@ def score_candidates(search) -> None:
     if failed:
         raise SearchFailed(f"{len(failed)} candidates failed to score, e.g. #{failed[0].number}: "
                            f"{failed[0].user_attrs.get('fail_reason', 'see the study')}")
-
-
-def _key(params: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
 def _best(study) -> str:
@@ -198,7 +195,7 @@ def make_estimator(search):
     scores: dict = {}
 
     def estimate(path) -> float:
-        key = tuple(sorted((k, repr(v)) for k, v in path.params.items()))
+        key = decision_key(path.params)
         if key not in scores:
             if train:
                 recalibrate(path, train, device)
@@ -214,7 +211,7 @@ def controller_candidates(search) -> list[dict]:
     seen: dict = {}
     for i in range(int(search.oneshot.candidates)):
         path, _ = search.paths.draw(3, i)
-        seen.setdefault(_key(path.params), path.params)
+        seen.setdefault(decision_key(path.params), path.params)
     search.target = len(seen)
     search.log(f"the controller drew {int(search.oneshot.candidates)} paths, {len(seen)} "
                f"distinct: scoring each on the supernet")

@@ -18,10 +18,15 @@ def best_candidate(search):
     return ranked[0] if ranked else None
 
 
+def retrained(search) -> list[tuple]:
+    """(estimate, standalone accuracy, trial number) of every retrained candidate."""
+    return [(t.value, search.standalone[t.number], t.number) for t in search.ranked()
+            if t.number in search.standalone]
+
+
 def kendall_tau(search) -> tuple[float | None, int]:
     """Kendall's tau between estimated and standalone accuracy over the retrained candidates."""
-    pairs = [(t.value, search.standalone[t.number]) for t in search.ranked()
-             if t.number in search.standalone]
+    pairs = [(est, acc) for est, acc, _ in retrained(search)]
     if len(pairs) < 2:
         return None, len(pairs)
     from scipy.stats import kendalltau
@@ -56,8 +61,7 @@ def write_oneshot_results(search, final: bool = False) -> dict:
     if final:
         files["history"] = plot_history(search, out / "history.png")
         if search.standalone:
-            points = [(t.value, search.standalone[t.number], t.number) for t in search.ranked()
-                      if t.number in search.standalone]
+            points = retrained(search)
             files["estimates"] = plot_estimates(search.study_name, points, kendall_tau(search)[0],
                                                 out / "estimates.png")
     return files

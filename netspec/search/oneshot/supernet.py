@@ -59,6 +59,11 @@ class Path:
     n_params: int
 
 
+def decision_key(params: dict) -> tuple:
+    """A path's identity: its decisions in a hashable, ordered form."""
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
 def _state(module: nn.Module):
     """A module's own parameters and buffers (not its children's)."""
     for name, t in module._parameters.items():
@@ -200,7 +205,7 @@ class Supernet(nn.Module):
         """The path ``trial`` draws (decisions given or drawn), built on the shared weights.
         Raises OutsideSupernet for a path that needs a weight the supernet lacks."""
         params, net = self.resolve(trial)
-        key = tuple(sorted((k, repr(v)) for k, v in params.items()))
+        key = decision_key(params)
         got = self._paths.get(key)
         if got is not None:
             self._paths.move_to_end(key)

@@ -26,7 +26,7 @@ from ...threads import one_thread
 from ...train.module import SpecClassifier
 from ..rl.policy import Policy, mnas_reward
 from .paths import ControllerTrial, UniformTrial
-from .supernet import draw_path
+from .supernet import decision_key, draw_path
 
 STATE_KEY = "netspec_oneshot"
 
@@ -191,7 +191,7 @@ class SupernetClassifier(SpecClassifier):
         path = self.paths.train_path(self.global_step)
         self.model.activate(path)
         if self.trainer.world_size > 1:      # every rank must run the same path
-            mine = torch.tensor([zlib.crc32(repr(sorted(path.params.items())).encode())],
+            mine = torch.tensor([zlib.crc32(repr(decision_key(path.params)).encode())],
                                 device=self.device)
             ranks = self.all_gather(mine).flatten()
             if not bool((ranks == ranks[0]).all()):
