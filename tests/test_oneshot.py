@@ -100,7 +100,7 @@ def test_a_path_computes_what_its_standalone_network_computes(name, shipped, spa
     for path in _paths(supernet, 4, seed=1):
         sample = supernet.space.sample(FixedTrial(path.params))
         alone = netspec.build(sample.spec)           # the spec best.yaml would hold
-        alone.load_state_dict(path.module.state_dict())
+        alone.load_state_dict(path.state_dict())
         supernet.activate(path)
         supernet.eval(), alone.eval()
         ours, theirs = supernet(x), alone(x)
@@ -125,7 +125,7 @@ def test_paths_one_decision_apart_are_each_their_own_network(space_file):
         for params in (base, {**base, name: other[name]}):
             path = supernet.path(FixedTrial(params))
             alone = netspec.build(supernet.space.sample(FixedTrial(params)).spec)
-            alone.load_state_dict(path.module.state_dict())
+            alone.load_state_dict(path.state_dict())
             supernet.activate(path)
             supernet.eval(), alone.eval()
             torch.testing.assert_close(supernet(x), alone(x), rtol=0, atol=1e-6)
@@ -285,7 +285,7 @@ def test_a_one_shot_search_writes_a_spec_that_trains_as_is(tmp_path, space_file,
 def test_the_one_shot_keys_are_checked(tmp_path, space_file):
     for bad, says in (("oneshot.search=annealing", "oneshot.search=annealing: use evolution"),
                       ("oneshot.epochs=0", "oneshot.epochs must be at least 1"),
-                      ("oneshot.share=cell", "oneshot.share=cell: use module"),
+                      ("oneshot.share=cell", "oneshot.share=cell: use slice"),
                       ("pruner=median", "pruner=median: a one-shot search"),
                       ("constraints.max_latency_ms=3", "not a measured latency")):
         with pytest.raises(ConfigError, match=says):

@@ -28,7 +28,7 @@ from ..trial_config import trial_cfg
 from ..writing import write_spec
 from .phases import score_candidates, strategy_options, train_supernet
 from .results import write_oneshot_results
-from .supernet import Allowed, OutsideSupernet, Supernet
+from .supernet import SHARES, Allowed, OutsideSupernet, Supernet
 
 EVOLUTION = {"evolution": "nsga2", "tpe": "tpe", "random": "random"}
 STANDALONE = "standalone"          # study user attribute: trial number -> retrained accuracy
@@ -67,9 +67,10 @@ class OneShotSearch(Search):
         if cfg.strategy.name == "spos" and strategy_options(cfg):
             raise ConfigError(f"strategy=spos takes no strategy.options (got "
                               f"{', '.join(strategy_options(cfg))}); its keys are oneshot.*")
-        if cfg.oneshot.share not in ("module", "block"):
-            raise ConfigError(f"oneshot.share={cfg.oneshot.share}: use module (weights by place "
-                              f"and shape) or block (a row's every combination its own)")
+        if cfg.oneshot.share not in SHARES:
+            raise ConfigError(f"oneshot.share={cfg.oneshot.share}: use slice (one tensor of the "
+                              f"largest size, sliced per path), module (weights by place and "
+                              f"shape) or block (a row's every combination its own)")
         if cfg.oneshot.search not in EVOLUTION:
             raise ConfigError(f"oneshot.search={cfg.oneshot.search}: use "
                               f"{', '.join(EVOLUTION)} (how SPOS searches the trained supernet)")

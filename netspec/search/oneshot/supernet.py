@@ -45,7 +45,9 @@ from ...errors import SearchFailed, SpecError
 from ...lang.network import gc_paused
 from ..sampling import Chooser, FixedTrial, Sampler, resolve
 from .paths import PinnedTrial, UniformTrial, pinned_options
+from .slicing import Views, grown, index, standalone_state, structure
 
+SHARES = ("module", "block", "slice")
 CACHE = 64           # built paths kept (parameterless containers: they cost little)
 
 
@@ -57,6 +59,11 @@ class Path:
     module: nn.Module      # its network, with the supernet's tensors
     macs: int
     n_params: int
+    views: Views           # its sliced tensors (share=slice)
+
+    def state_dict(self) -> dict:
+        """The weights of the standalone network this path stands for."""
+        return standalone_state(self.module, self.views)
 
 
 def decision_key(params: dict) -> tuple:
@@ -74,13 +81,20 @@ def _state(module: nn.Module):
             yield name, t, False
 
 
-def weight_keys(net: nn.Module, scope=lambda name: ()):
+def weight_keys(net: nn.Module, scope=lambda name: (), sliced: bool = False):
     """(key, module) of every module of ``net`` that holds tensors: the key is its place (the
     qualified name), its shape (class, extra_repr, its tensors' names, shapes and dtypes) and
-    ``scope(name)``: the decisions that give it weights of its own (see Scopes)."""
+    ``scope(name)``: the decisions that give it weights of its own (see Scopes). ``sliced``:
+    a module of a kind slicing.py slices is keyed by its structure, not its sizes."""
     for name, m in net.named_modules():
         own = tuple((n, tuple(t.shape), str(t.dtype)) for n, t, _ in _state(m))
-        if own:
+        if not own:
+            continue
+        form = structure(m) if sliced else None
+        if form is not None:
+            own = tuple((n, len(shape), dtype) for n, shape, dtype in own)
+            yield (name, type(m).__qualname__, form, own, scope(name)), m
+        else:
             yield (name, type(m).__qualname__, m.extra_repr(), own, scope(name)), m
 
 
@@ -119,11 +133,12 @@ class Supernet(nn.Module):
     """Every option's weights of a space (``weights``), and the path it runs (``activate``)."""
 
     def __init__(self, space: Sampler, seed: int = 0, patience: int = 100,
-                 max_samples: int = 5000, share: str = "module"):
+                 max_samples: int = 5000, share: str = "slice"):
         super().__init__()
-        if share not in ("block", "module"):
-            raise ValueError(f"share must be block or module, got {share!r}")
+        if share not in SHARES:
+            raise ValueError(f"share must be one of {', '.join(SHARES)}, got {share!r}")
         self.share = share
+        self.sliced = share == "slice"
         self.__dict__["space"] = space           # not a module
         refuse_unshareable(space)
         self.weights = nn.Module()               # the shared tensors, under readable names
@@ -172,14 +187,22 @@ class Supernet(nn.Module):
         return next(c for c in self.space.index.values() if c.path in params)
 
     def _allocate(self, net, scope) -> bool:
-        """Add the weights of the resolved path ``net`` that the supernet lacks; whether any."""
+        """Add the weights of the resolved path ``net`` that the supernet lacks (or, sliced,
+        grow those too small for it); whether any."""
         with torch.device("meta"):
             shell = net.build()
-        new = [key for key, _ in weight_keys(shell, scope) if key not in self._names]
+        new = [key for key, m in weight_keys(shell, scope, self.sliced) if not self._fits(key, m)]
         if not new:
             return False
-        real = dict(weight_keys(net.build(), scope))  # initialised as a standalone network is
+        real = dict(weight_keys(net.build(), scope, self.sliced))  # initialised as standalone
         for key in new:
+            if key in self._names:                                 # sliced, and too small
+                for tname, t, is_param in _state(real[key]):
+                    store = self._names[key][tname]
+                    table = self.weights._parameters if is_param else self.weights._buffers
+                    both = grown(table[store].data, t.data)
+                    table[store] = nn.Parameter(both) if is_param else both
+                continue
             base = key[0].replace(".", "/") or "net"
             if any(k[0] == key[0] for k in self._names):   # another shape at the same place:
                 base += f"~{zlib.crc32(repr(key[1:]).encode()):08x}"  # named by it, not by order
@@ -193,6 +216,19 @@ class Supernet(nn.Module):
                 names[tname] = store
             self._names[key] = names
         return True
+
+    def _fits(self, key, module) -> bool:
+        names = self._names.get(key)
+        if names is None:
+            return False
+        if not self.sliced:
+            return True
+        return all(index(self._tensor(names[tname]).shape, t.shape) is not None
+                   for tname, t, _ in _state(module))
+
+    def _tensor(self, store: str) -> torch.Tensor:
+        got = self.weights._parameters.get(store)
+        return got if got is not None else self.weights._buffers[store]
 
     # -- a path ------------------------------------------------------------------------------
     def resolve(self, trial):
@@ -212,20 +248,26 @@ class Supernet(nn.Module):
             return got
         with torch.device("meta"):
             module = net.build()
-        tensors = dict(self.weights.named_parameters(recurse=False))
-        tensors.update(self.weights.named_buffers(recurse=False))
-        for k, m in list(weight_keys(module, Scopes(self.share, params))):
+        views = Views()
+        for k, m in list(weight_keys(module, Scopes(self.share, params), self.sliced)):
             names = self._names.get(k)
             if names is None:
                 self.outside += 1
                 raise OutsideSupernet(f"{k[0]} ({k[1]} {k[2]})")
             for tname, store in names.items():
-                if tname in m._parameters:
-                    m._parameters[tname] = tensors[store]
-                else:
-                    m._buffers[tname] = tensors[store]
+                full, table = self._tensor(store), (m._parameters if tname in m._parameters
+                                                    else m._buffers)
+                if full.shape == table[tname].shape:
+                    table[tname] = full
+                    continue
+                where = index(full.shape, table[tname].shape)
+                if where is None:
+                    self.outside += 1
+                    raise OutsideSupernet(f"{k[0]} ({k[1]} {tname} {tuple(table[tname].shape)})")
+                views.add(m, tname, full, where)
+        views.hook(module)
         rep = report_of(net)
-        got = Path(params, module, rep.macs, rep.params)
+        got = Path(params, module, rep.macs, rep.params, views)
         self._paths[key] = got
         while len(self._paths) > CACHE:
             self._paths.popitem(last=False)
