@@ -131,12 +131,16 @@ def test_paths_one_decision_apart_are_each_their_own_network(space_file):
             torch.testing.assert_close(supernet(x), alone(x), rtol=0, atol=1e-6)
 
 
-def test_the_supernet_holds_every_standalone_networks_weights_once(space_file):
-    """Its weights are the union, by place and shape, of the weights of every network of the
-    space, each built standalone: the space enumerated here, not sampled as the supernet is."""
+@pytest.mark.parametrize("share", ["module", "slice"])
+def test_the_supernet_holds_every_standalone_networks_weights_once(space_file, share):
+    """Its weights are the union of the weights of every network of the space, each built
+    standalone (the space enumerated here, not sampled as the supernet is): by place and shape
+    (share=module), or by place and structure at the largest size (share=slice)."""
     import itertools
+    import math
+    from netspec.search.oneshot.slicing import structure
     sampler = sampler_of(space_file)
-    supernet = Supernet(sampler, seed=0)
+    supernet = Supernet(sampler, seed=0, share=share)
     choices = list(sampler.index.values())
     grids = [c.labels() if c.kind == "choice" else list(range(c.raw["int"][0],
                                                                c.raw["int"][1] + 1))
@@ -147,31 +151,49 @@ def test_the_supernet_holds_every_standalone_networks_weights_once(space_file):
         net = netspec.build(sample.spec)
         for name, m in net.named_modules():
             for pname, p in m.named_parameters(recurse=False):
-                union[(name, pname, m.extra_repr(), tuple(p.shape))] = p.numel()
-    assert len(grids) == 5 and len(union) > 40
-    assert supernet.shared_params() == sum(union.values())
+                form = structure(m) if share == "slice" else None
+                if form is None:
+                    union[(name, pname, m.extra_repr(), tuple(p.shape))] = tuple(p.shape)
+                else:
+                    had = union.get((name, pname, form), p.shape)
+                    union[(name, pname, form)] = tuple(map(max, had, p.shape))
+    assert len(grids) == 5 and len(union) > (40 if share == "module" else 15)
+    assert supernet.shared_params() == sum(math.prod(s) for s in union.values())
     assert len(list(supernet.weights.parameters())) == len(union)
     assert supernet.outside == 0
 
 
 # -- sharing is real ---------------------------------------------------------------------------------
 
-def test_an_options_weights_are_one_tensor_in_every_path_that_uses_it(shipped):
-    supernet = shipped["nasnet_cell"]
+def _storages(path) -> dict:
+    """(place, module kind, tensor) -> the storage of the shared tensor it is (or is a slice
+    of), for every tensor the path uses; the kind is what slicing can't bridge (a conv's
+    stride or groups, a pool against a conv), or the exact shape where nothing is sliced."""
+    from netspec.search.oneshot.slicing import structure
+    views = {}
+    for m, t, full, _ in path.views.items:
+        views.setdefault(id(m), []).append((t, full))
+    out = {}
+    for name, m in path.module.named_modules():
+        own = [(t, x) for t, x in [*m._parameters.items(), *m._buffers.items()] if x is not None]
+        for t, x in own + views.get(id(m), []):
+            kind = structure(m) or (m.extra_repr(), tuple(x.shape))
+            out[(name, type(m).__name__, kind, t)] = x.untyped_storage().data_ptr()
+    return out
+
+
+@pytest.mark.parametrize("name", ["nasnet_cell", "mobile_stages"])
+def test_an_options_weights_are_one_tensor_in_every_path_that_uses_it(shipped, name):
+    supernet = shipped[name]
     a, b = _paths(supernet, 2, seed=7)
-    keys_a = dict(weight_keys(a.module))
-    keys_b = dict(weight_keys(b.module))
-    common = keys_a.keys() & keys_b.keys()
-    assert common and keys_a.keys() != keys_b.keys()
-    for k in common:
-        for (na, ta), (nb, tb) in zip(keys_a[k].state_dict(keep_vars=True).items(),
-                                      keys_b[k].state_dict(keep_vars=True).items()):
-            assert na == nb and ta is tb, k
-    store = {id(t) for t in supernet.weights.parameters()}
-    assert {id(p) for p in a.module.parameters()} <= store     # nothing of its own
+    sa, sb = _storages(a), _storages(b)
+    common = sa.keys() & sb.keys()
+    assert common and sa != sb
+    assert all(sa[k] == sb[k] for k in common)
+    store = {t.untyped_storage().data_ptr() for t in supernet.weights.parameters()}
+    store |= {t.untyped_storage().data_ptr() for t in supernet.weights.buffers()}
+    assert set(sa.values()) <= store                        # nothing of its own
     # a step on path a changes path b's output through what they share, and only that
-    supernet.train()
-    supernet.activate(a)
     x = torch.randn(8, 1, 32, 32)
     supernet.activate(b), supernet.eval()
     before = supernet(x).detach().clone()
@@ -181,23 +203,49 @@ def test_an_options_weights_are_one_tensor_in_every_path_that_uses_it(shipped):
         for p in supernet.weights.parameters():
             if p.grad is not None:
                 p -= 0.1 * p.grad
-    touched = {id(p) for p in supernet.weights.parameters() if p.grad is not None}
-    assert touched <= {id(p) for p in a.module.parameters()}
+    touched = {p.untyped_storage().data_ptr() for p in supernet.weights.parameters()
+               if p.grad is not None}
+    assert touched and touched <= set(sa.values())
     supernet.activate(b), supernet.eval()
     assert not torch.allclose(supernet(x), before)
     supernet.zero_grad(set_to_none=True)
 
 
+BASE = {"stages[0].conv.c": 8, "stages[0].conv.k": 3, "stages[1]": "unit",
+        "blocks.unit.residual[0].conv.k": 1}
+
+
+def _first_conv(path, i):
+    return getattr(path.module.stages[0], f"block{i}").conv.weight
+
+
 def test_repeats_share_their_first_blocks_and_kernels_have_weights_of_their_own(space_file):
-    supernet = Supernet(sampler_of(space_file), seed=0)
-    base = {"stages[0].conv.c": 8, "stages[0].conv.k": 3, "stages[1]": "unit",
-            "blocks.unit.residual[0].conv.k": 1}
-    one = supernet.path(FixedTrial({**base, "stages[0].conv.n": 1}))
-    three = supernet.path(FixedTrial({**base, "stages[0].conv.n": 3}))
-    five = supernet.path(FixedTrial({**base, "stages[0].conv.n": 3, "stages[0].conv.k": 5}))
-    w = lambda p, i: getattr(p.module.stages[0], f"block{i}").conv.weight  # noqa: E731
-    assert w(one, 0) is w(three, 0)
-    assert w(three, 0) is not w(five, 0) and w(five, 0).shape[-1] == 5
+    supernet = Supernet(sampler_of(space_file), seed=0, share="module")
+    one = supernet.path(FixedTrial({**BASE, "stages[0].conv.n": 1}))
+    three = supernet.path(FixedTrial({**BASE, "stages[0].conv.n": 3}))
+    five = supernet.path(FixedTrial({**BASE, "stages[0].conv.n": 3, "stages[0].conv.k": 5}))
+    assert _first_conv(one, 0) is _first_conv(three, 0)
+    assert _first_conv(three, 0) is not _first_conv(five, 0)
+    assert _first_conv(five, 0).shape[-1] == 5
+
+
+def test_sliced_kernels_and_widths_are_the_centre_and_first_channels_of_one_tensor(space_file):
+    supernet = Supernet(sampler_of(space_file), seed=0, share="slice")
+    randomize(supernet)
+    small = supernet.path(FixedTrial({**BASE, "stages[0].conv.n": 2}))
+    wide = supernet.path(FixedTrial({**BASE, "stages[0].conv.n": 2, "stages[0].conv.k": 5,
+                                     "stages[0].conv.c": 16}))
+    k3, k5 = _first_conv(small, 1), _first_conv(wide, 1)    # block 1: 8 -> 8 and 16 -> 16
+    assert tuple(k3.shape) == (8, 8, 3, 3) and tuple(k5.shape) == (16, 16, 5, 5)
+    torch.testing.assert_close(k3, k5[:8, :8, 1:4, 1:4], rtol=0, atol=0)
+    assert k3.untyped_storage().data_ptr() == k5.untyped_storage().data_ptr()
+    # and a 3x3 path's step trains the centre of the 5x5
+    supernet.activate(small), supernet.train()
+    F.cross_entropy(supernet(torch.randn(4, 3, 8, 8)), torch.arange(4)).backward()
+    full = next(p for n, p in supernet.weights.named_parameters()
+                if n.startswith("stages/0/block1/conv") and n.endswith("weight"))
+    assert full.grad[:8, :8, 1:4, 1:4].abs().sum() > 0
+    assert full.grad[:, :, 0].abs().sum() == 0 and full.grad[8:].abs().sum() == 0
 
 
 # -- constraints and refusals -----------------------------------------------------------------------
