@@ -27,7 +27,7 @@ from netspec.errors import ConfigError, SpecError
 from netspec.search import run_search
 from netspec.search.config import register_search_configs
 from netspec.search.oneshot.paths import UniformTrial
-from netspec.search.oneshot.supernet import OutsideSupernet, Supernet, draw_path, weight_keys
+from netspec.search.oneshot.supernet import OutsideSupernet, Supernet, draw_path
 from netspec.search.sampling import FixedTrial, Sampler
 from netspec.search.space import load_space
 from netspec.train.config import config_dir, register_spec_paths
@@ -138,6 +138,7 @@ def test_the_supernet_holds_every_standalone_networks_weights_once(space_file, s
     (share=module), or by place and structure at the largest size (share=slice)."""
     import itertools
     import math
+
     from netspec.search.oneshot.slicing import structure
     sampler = sampler_of(space_file)
     supernet = Supernet(sampler, seed=0, share=share)

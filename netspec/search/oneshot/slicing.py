@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
 

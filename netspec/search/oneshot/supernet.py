@@ -2,22 +2,21 @@
 
 **What is shared.** A path (one sample of the space) is resolved and built as its standalone
 network would be; each of its modules that holds tensors (a conv, a norm, a linear) is then given
-the supernet's tensors for its *place and shape*: its qualified name (``stages.2.block1.conv``),
-its class, its ``extra_repr`` and the shapes of its parameters and buffers. Two paths that put the
-same module at the same place share its weights; an option that changes a module's shape gets
-weights of its own. So
+the supernet's tensors for its *place*: its qualified name (``stages.2.block1.conv``), its class
+and what else must agree. ``share="slice"`` (the default, Once-for-All's weight slicing, see
+slicing.py): one tensor of the largest size per place and structure (stride, groups, bias...),
+of which a path uses its first channels and centre kernel, so that kernel, expansion and width
+options train each other. ``share="module"``: the place and the exact shape (class, extra_repr,
+tensor shapes), so kernel, expansion and SE options have one module per option (SPOS's choice
+blocks). ``share="block"``: as module, and each module of a stage row is also scoped by the
+row's other decisions (see Scopes). In every mode
 
 - a choice between ops or blocks (NASNet's cell operations, ``stages[4]``'s layer or identity)
   has one set of weights per option, shared by every path that picks it (ENAS, SPOS);
-- kernel, expansion and SE choices have one module per option (SPOS's choice blocks), not slices
-  of a largest kernel (Once-for-All): a path then computes exactly what its standalone network
-  computes, with no kernel-transformation matrices and no coupling between a 3x3 and a 5x5
-  kernel's training, and the weights a path uses are the ones a retrained network would have;
+- a path computes exactly what its standalone network computes with those weights
+  (``Path.state_dict`` gives them);
 - repeats share the first blocks: block ``i`` of a stage is the same module in every path with
-  more than ``i`` blocks and the same block shape (Once-for-All's elastic depth).
-
-That is ``share="module"`` (the default); ``share="block"`` also scopes each module of a stage
-row by the row's other decisions (see Scopes), so that no module serves two kernels' outputs.
+  more than ``i`` blocks (Once-for-All's elastic depth).
 
 **All weights up front.** The optimizer and DDP need every parameter before training, so the
 supernet samples the space when it is made until its set of weights stops growing: every option
