@@ -29,6 +29,7 @@ from .results import Progress, write_results
 from .sampling import FixedTrial, Sampler
 from .space import load_space
 from .storage import has_heartbeat, make_storage
+from .seeding import seed_per_trial
 from .strategies import directions, make_pruner, make_sampler
 from .trial_config import check_train_keys
 from .trials import finished_trials
@@ -120,12 +121,13 @@ class Search:
             raise ConfigError(f"study '{self.study_name}' in {url} was run with objectives "
                               f"{was}, not {self.objectives}: give another study_name= or run_dir=")
         # the sampler first: a strategy that can't serve these objectives writes no study
-        n_before = len(old.trials) if old is not None else 0
-        seed = None if cfg.seed is None else int(cfg.seed) + n_before
+        seed = None if cfg.seed is None else int(cfg.seed)
         sampler = make_sampler(cfg.strategy.name, OmegaConf.to_container(cfg.strategy.options),
                                seed=seed, n_objectives=len(self.objectives),
                                categorical=self.sampler_space.categorical(),
                                constraints_func=None if TRIAL_CONSTRAINTS else constraint_values)
+        if seed is not None:
+            sampler = seed_per_trial(sampler, seed, self.study_name)
         study = optuna.create_study(storage=self.storage, study_name=self.study_name,
                                     directions=self.directions, load_if_exists=True,
                                     sampler=sampler, pruner=self.pruner)
