@@ -49,3 +49,72 @@ def parse_args(argv: list[str], usage: str, known: dict[str, object]) -> tuple[d
         else:
             rest.append(arg)
     return options, rest
+
+
+def run_hydra(config_path: str, config_name: str, task) -> None:
+    """``hydra.main(...)(task)()``, with a bad override or config value (an unknown group option
+    or key, a value of the wrong type, a parse error) reported as one line and exit status 2
+    instead of Hydra's page of text and status 1."""
+    import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    import functools
+    started = []
+
+    @functools.wraps(task)          # Hydra names the job (and its log) after the task
+    def wrapped(cfg):
+        started.append(True)
+        try:
+            return task(cfg)
+        except SystemExit as e:
+            if e.code == 2:
+                _drop_untouched_run_dir()
+            raise
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"      # raise composition errors to us, not print them
+    try:
+        hydra.main(version_base=None, config_path=config_path, config_name=config_name)(wrapped)()
+    except (HydraException, OmegaConfBaseException) as e:
+        if started:
+            raise
+        fail(_one_line(e, config_path))
+
+
+def _drop_untouched_run_dir() -> None:
+    """A refused run leaves no directory behind: Hydra's run dir, if it holds only its logs."""
+    import shutil
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    try:
+        out = Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        return
+    entries = list(out.iterdir()) if out.is_dir() else []
+    if all(p.name == ".hydra" or (p.suffix == ".log" and p.is_file()) for p in entries):
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _one_line(e: Exception, config_path: str) -> str:
+    """The first line of a Hydra or OmegaConf error, with the key it names."""
+    import re
+    from pathlib import Path
+
+    from .errors import did_you_mean
+    text = str(e).strip()
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if missing:
+        group, option = missing[1], missing[2]
+        options = sorted(f.stem for f in (Path(config_path) / group).glob("*.yaml"))
+        return (f"{group}={option}: no such {group}{did_you_mean(option, options)}; use one "
+                f"of: {', '.join(options)}")
+    first = text.splitlines()[0] if text else type(e).__name__
+    key = re.search(r"full_key: (\S+)", text)
+    first = re.sub(r"^Error merging override ", "", first)
+    if key and key[1] not in first:
+        first = f"{key[1]}: {first}"
+    cause = e.__cause__
+    if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in first:
+        first = f"{first}: {str(cause).strip().splitlines()[0]}"
+    return first

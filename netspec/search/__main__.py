@@ -36,9 +36,8 @@ same command resumes it. Every training option applies to each trial."""
 
 
 def main(argv: list[str] | None = None) -> None:
-    import hydra
 
-    from ..cli import emit, user_errors
+    from ..cli import emit, run_hydra, user_errors
     from ..plugins import load_plugins
     from ..train.config import config_dir, register_spec_paths
     from .config import register_search_configs
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                         GROUPS + ["strategy", "pruner"], rest,
                         {"space": shipped_spaces() + ["path/to/space.yaml"]}))
         return
-    hydra.main(version_base=None, config_path=config_dir(), config_name="search")(_task)()
+    run_hydra(config_dir(), "search", _task)
 
 
 if __name__ == "__main__":

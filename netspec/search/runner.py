@@ -27,9 +27,9 @@ from .objective import run_trial
 from .quiet import Quiet
 from .results import Progress, write_results
 from .sampling import FixedTrial, Sampler
+from .seeding import seed_per_trial
 from .space import load_space
 from .storage import has_heartbeat, make_storage
-from .seeding import seed_per_trial
 from .strategies import directions, make_pruner, make_sampler
 from .trial_config import check_train_keys
 from .trials import finished_trials
@@ -61,12 +61,28 @@ def run_dir_of(cfg, study_name: str) -> Path:
         return Path("outputs") / "search" / study_name
 
 
+def check_counts(cfg) -> None:
+    """The counts a search can't run with, refused before anything is written."""
+    if cfg.n_trials is not None and int(cfg.n_trials) < 1:
+        raise ConfigError(f"n_trials={cfg.n_trials}: a search needs at least 1 trial "
+                          f"(or n_trials=null with strategy=grid: the whole grid)")
+    if int(cfg.budget.epochs) < 1:
+        raise ConfigError(f"budget.epochs={cfg.budget.epochs}: each trial trains at least 1 epoch")
+    if not 0 < float(cfg.budget.fraction) <= 1:
+        raise ConfigError(f"budget.fraction={cfg.budget.fraction}: the fraction of the training "
+                          f"batches per epoch is in (0, 1]")
+    for key in ("heartbeat", "max_retry"):
+        if cfg[key] is not None and float(cfg[key]) < 0:
+            raise ConfigError(f"{key}={cfg[key]} must be >= 0")
+
+
 class Search:
     """One search command: the space, the study and the objective its trials run."""
 
     def __init__(self, cfg: DictConfig, log=print):
         self.cfg = cfg
         self.log = log
+        check_counts(cfg)
         self.objectives = list(cfg.objectives)
         self.directions = directions(self.objectives)
         strategy = str(cfg.trainer.get("strategy") or "")

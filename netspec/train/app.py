@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import emit, fail, user_errors
+from ..cli import emit, fail, run_hydra, user_errors
 from ..compile import resolve
 from ..errors import CheckpointError, ConfigError, NonFiniteLoss, SpecError
 from ..lang.source import load_file, plain
@@ -349,7 +349,6 @@ GROUPS = ["spec", "data", "aug", "optim", "sched", "trainer", "callbacks", "logg
 
 
 def main(argv: list[str] | None = None) -> None:
-    import hydra
     register_configs()
     args = sys.argv[1:] if argv is None else argv
     with user_errors():
@@ -360,4 +359,4 @@ def main(argv: list[str] | None = None) -> None:
         rest = [a for a in sys.argv[1:] if a not in ("--help", "-h")]
         emit(help_text("netspec.train", USAGE, Path(config_dir()), "train", GROUPS, rest))
         return
-    hydra.main(version_base=None, config_path=config_dir(), config_name="train")(_task)()
+    run_hydra(config_dir(), "train", _task)
