@@ -629,14 +629,18 @@ def test_resume_after_the_runner_is_killed(files, kind):
 
 def test_ctrl_c_then_rerun_trains_the_interrupted_sample_again(files):
     run_dir = files / "interrupted"
-    cmd = _cli(files, run_dir, "n_trials=3", "budget.epochs=25")
+    cmd = _cli(files, run_dir, "n_trials=3", "budget.epochs=25", "callbacks.checkpoint=true")
     proc = subprocess.Popen(cmd, cwd=files, env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
         trials = _trials_of(run_dir)
-        if any(t.state == TrialState.COMPLETE for t in trials) and \
-                any(t.state == TrialState.RUNNING for t in trials):
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        # interrupted in the middle of a training (its first checkpoint written, 24 epochs to
+        # go), not in the moment between two trials, when a run may be about to end anyway
+        if any(t.state == TrialState.COMPLETE for t in trials) and running and \
+                (run_dir / "trials" / f"{running[0].number:04d}" / "checkpoints"
+                 / "last.ckpt").is_file():
             break
         time.sleep(0.2)
     else:
