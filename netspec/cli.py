@@ -55,11 +55,11 @@ def run_hydra(config_path: str, config_name: str, task) -> None:
     """``hydra.main(...)(task)()``, with a bad override or config value (an unknown group option
     or key, a value of the wrong type, a parse error) reported as one line and exit status 2
     instead of Hydra's page of text and status 1."""
+    import functools
+
     import hydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    import functools
     started = []
 
     @functools.wraps(task)          # Hydra names the job (and its log) after the task

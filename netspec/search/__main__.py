@@ -36,7 +36,6 @@ same command resumes it. Every training option applies to each trial."""
 
 
 def main(argv: list[str] | None = None) -> None:
-
     from ..cli import emit, run_hydra, user_errors
     from ..plugins import load_plugins
     from ..train.config import config_dir, register_spec_paths
