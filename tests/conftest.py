@@ -11,3 +11,13 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _restore_ctrl_c():
+    """Lightning ignores SIGINT for good once it has handled a Ctrl-C in this process; a child
+    started later inherits the ignore, and Python then installs no KeyboardInterrupt handler in
+    it (a Ctrl-C test's search ran on with exit 0). Restore Python's handler after each test."""
+    yield
+    import signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
