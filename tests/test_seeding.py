@@ -45,3 +45,21 @@ def test_one_worker_repeats_its_draws_for_a_seed(tmp_path):
         w = _worker(storage, "tpe", 5)
         runs.append([_draw(w) for _ in range(12)])
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe"])
+def test_a_seeded_sampler_pickles_and_draws_as_before(tmp_path, strategy):
+    """ddp_spawn pickles the study, sampler with it, to send it to every rank."""
+    import pickle
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    w = _worker(storage, strategy, 4)
+    copy = optuna.load_study(study_name="s", storage=storage,
+                             sampler=pickle.loads(pickle.dumps(w.sampler)))
+    first = _draw(w)
+    # the copy's next trial is number 1; a fresh seeded worker's trial 1 draws the same
+    storage2 = f"sqlite:///{tmp_path / 'two.db'}"
+    optuna.create_study(study_name="s", storage=storage2, direction="maximize")
+    ref = _worker(storage2, strategy, 4)
+    assert _draw(ref) == first
+    assert _draw(copy) == _draw(ref)

@@ -33,16 +33,21 @@ def _generators(sampler: BaseSampler, seen: set) -> list:
     return out
 
 
+class _ReseedBeforeTrial:
+    """The sampler's own ``before_trial`` after reseeding; a class, not a closure, so the study
+    pickles (ddp_spawn sends it to every rank)."""
+
+    def __init__(self, sampler: BaseSampler, seed: int, study_name: str):
+        self.sampler, self.seed, self.study_name = sampler, seed, study_name
+
+    def __call__(self, study, trial):
+        base = trial_seed(self.study_name, self.seed, trial.number)
+        for i, g in enumerate(_generators(self.sampler, set())):
+            (g.rng if isinstance(g, LazyRandomState) else g).seed((base + i) % 2**32)
+        type(self.sampler).before_trial(self.sampler, study, trial)
+
+
 def seed_per_trial(sampler: BaseSampler, seed: int, study_name: str) -> BaseSampler:
     """``sampler``, its random states reseeded before each trial (see the module docstring)."""
-    generators = _generators(sampler, set())
-    own = sampler.before_trial
-
-    def before_trial(study, trial):
-        base = trial_seed(study_name, seed, trial.number)
-        for i, g in enumerate(generators):
-            (g.rng if isinstance(g, LazyRandomState) else g).seed((base + i) % 2**32)
-        own(study, trial)
-
-    sampler.before_trial = before_trial
+    sampler.before_trial = _ReseedBeforeTrial(sampler, seed, study_name)
     return sampler
