@@ -21,51 +21,22 @@ import sqlalchemy.engine
 import sqlalchemy.exc
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
+from tiny_search import BASE, FAST, NUMERIC, TINY, cfg_of, search, states
 
 import netspec
 from netspec.errors import ConfigError, SearchFailed, SpecError, StorageError, StrategyError
-from netspec.search import objective, run_search
+from netspec.search import objective
 from netspec.search.config import register_search_configs
 from netspec.search.latency import measure_latency
 from netspec.search.rl import KEY as RL_STATE
 from netspec.search.sampling import FixedTrial, Sampler
 from netspec.search.space import load_space, shipped_spaces
 from netspec.search.trials import finished_trials
-from netspec.train.config import config_dir, register_configs, register_spec_paths
+from netspec.train.config import config_dir, register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# two decisions at the top, one that exists only under the first option of another (conditional)
-TINY = """\
-input: {channels: 3, size: 8}
-num_classes: 10
-stem: [conv: {c: {choice: [4, 8]}, k: 3}]
-stages:
-  - {choice: [{conv: {c: 8, k: {choice: [1, 3]}, s: 2}}, {pool: max}]}
-head: [pool: global_avg, linear: {c: num_classes}]
-"""
-# integer and float ranges only: what CMA-ES can search
-NUMERIC = """\
-input: {channels: 3, size: 8}
-num_classes: 10
-stem: [conv: {c: {int: [4, 16], step: 4}, k: 3}]
-stages: [conv: {c: {int: [4, 12]}, s: 2}]
-head: [pool: global_avg, dropout: {float: [0.0, 0.5]}, linear: {c: num_classes}]
-"""
-BASE = """\
-input: {channels: 3, size: 8}
-num_classes: 10
-stem: [conv: {c: 8, k: 3}]
-stages: [conv: {c: 16, s: 2, n: 1}]
-head: [pool: global_avg, linear: {c: num_classes}]
-"""
-FAST = ["data=fake", "data.num_samples=48", "data.image_size=8", "data.batch_size=16",
-        "aug=none", "callbacks.checkpoint=false", "trainer.enable_model_summary=false",
-        "sched=cosine", "sched.warmup_epochs=0", "budget.epochs=1", "heartbeat=0"]
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _configs():
@@ -78,23 +49,6 @@ def files(tmp_path):
     for name, text in (("tiny", TINY), ("numeric", NUMERIC), ("base", BASE)):
         (tmp_path / f"{name}.yaml").write_text(text)
     return tmp_path
-
-
-def cfg_of(*overrides, name="search"):
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        return compose(name, overrides=register_spec_paths(list(overrides)))
-
-
-def search(tmp_path, *overrides, run="run", log=None):
-    cfg = cfg_of(*FAST, f"run_dir={tmp_path / run}", *overrides)
-    lines = []
-    result = run_search(cfg, log=lines.append if log is None else log)
-    result.lines = lines
-    return result
-
-
-def states(study):
-    return [t.state for t in finished_trials(study.trials)]
 
 
 # -- spaces ----------------------------------------------------------------------------------------

@@ -138,7 +138,11 @@ class Search:
                               f"{was}, not {self.objectives}: give another study_name= or run_dir=")
         # the sampler first: a strategy that can't serve these objectives writes no study
         seed = None if cfg.seed is None else int(cfg.seed)
-        sampler = make_sampler(cfg.strategy.name, OmegaConf.to_container(cfg.strategy.options),
+        options = OmegaConf.to_container(cfg.strategy.options)
+        if cfg.strategy.name == "grid":
+            self.grid = self.sampler_space.grid()
+            options = {**options, "points": self.grid, "study_name": self.study_name}
+        sampler = make_sampler(cfg.strategy.name, options,
                                seed=seed, n_objectives=len(self.objectives),
                                categorical=self.sampler_space.categorical(),
                                constraints_func=None if TRIAL_CONSTRAINTS else constraint_values)
@@ -159,20 +163,19 @@ class Search:
         return study
 
     def _target(self, study) -> int:
-        """The study's total of finished trials; for a grid, its points are enqueued first."""
+        """The study's total of finished trials (for a grid, at most its points)."""
         cfg = self.cfg
         if cfg.strategy.name != "grid":
             if cfg.n_trials is None:
                 raise ConfigError("n_trials=null means the whole grid; it needs strategy=grid")
             return cfg.n_trials
-        points = self.sampler_space.grid()
-        have = [t.params for t in study.trials]   # a failed point is not run again
-        for p in points:
-            if p not in have:
-                study.enqueue_trial(p, skip_if_exists=True)
-        self.log(f"grid: {len(points)} points satisfy the space"
-                 f"{' (where: ' + self.space.where + ')' if self.space.where else ''}")
-        return len(points) if cfg.n_trials is None else min(cfg.n_trials, len(points))
+        n = len(self.grid)
+        target = n if cfg.n_trials is None else min(cfg.n_trials, n)
+        order = "in a random order" if cfg.strategy.options.get("shuffle") else "in its order"
+        self.log(f"grid: {n:,} points satisfy the space"
+                 f"{' (where: ' + self.space.where + ')' if self.space.where else ''}; "
+                 f"{'all' if target == n else f'{target:,}'} of them are run, {order}")
+        return target
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> SearchResult:

@@ -7,7 +7,8 @@ cmaes       CMA-ES, for numeric spaces only ({int:} and {float:} ranges): a {cho
             refused, since CMA-ES would hand it to an independent random sampler
 nsga2       NSGA-II, multi-objective: accuracy against MACs, params or measured latency
 grid        every point of a finite, unconditional space that satisfies the space's `where:`
-            (compound scaling's step 1), each run once (enqueued, so workers share them)
+            (compound scaling's step 1), each run once; a trial takes the next point no trial
+            holds (grid.py), so workers share them; options.shuffle: true for a random order
 rl          the REINFORCE controller of Zoph & Le (netspec.search.rl.ReinforceSampler)
 enas, spos  one-shot: a weight-sharing supernet of the space (netspec.search.oneshot), not trials
 ==========  ====================================================================================
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from ..errors import StrategyError, did_you_mean
+from .grid import GridPointSampler
 
 OBJECTIVES = {"acc": "maximize", "macs": "minimize", "params": "minimize",
               "latency": "minimize"}
@@ -109,8 +111,8 @@ SAMPLERS = {
     "cmaes": Strategy(lambda: optuna.samplers.CmaEsSampler, {"warn_independent_sampling": False},
                       check=_single_objective_numeric),
     "nsga2": Strategy(lambda: optuna.samplers.NSGAIISampler, constraints=True),
-    # every point is enqueued (runner.Search._target); the sampler draws nothing
-    "grid": Strategy(lambda: optuna.samplers.RandomSampler),
+    # points: the space's grid (runner.Search), given by the runner
+    "grid": Strategy(lambda: GridPointSampler),
     "rl": Strategy(_reinforce, check=_single_objective),
 }
 ONESHOT = ("enas", "spos")         # netspec.search.oneshot: no sampler of their own
