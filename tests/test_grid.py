@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 from optuna.trial import TrialState
+from tiny_search import search, states
 
 from netspec.search.config import register_search_configs
 from netspec.search.grid import PICK, GridPointSampler
-from tiny_search import search, states
 
 # 4*2 * 4*2 * 4*2 * 2 * 9 = 9,216 points, every one valid
 LARGE = """\

@@ -4,29 +4,22 @@ Tiny spaces on tiny fake images, one epoch per trial: a trial takes a fraction o
 the strategies run in-process with Hydra's compose API; the resume and two-worker tests run the
 real command in subprocesses.
 """
-import functools
-import importlib.util
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy.engine
-import sqlalchemy.exc
 import torch
 import yaml
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
-from tiny_search import BASE, FAST, NUMERIC, TINY, cfg_of, search, states
+from tiny_search import BASE, NUMERIC, TINY, cfg_of, cli_env, search, states
 
 import netspec
-from netspec.errors import ConfigError, SearchFailed, SpecError, StorageError, StrategyError
+from netspec.errors import ConfigError, SearchFailed, SpecError, StrategyError
 from netspec.search import objective
 from netspec.search.config import register_search_configs
 from netspec.search.latency import measure_latency
@@ -466,176 +459,6 @@ def test_a_trial_trains_with_ddp_spawn_on_every_rank(files):
         assert sorted(t.intermediate_values) == [1, 2]
 
 
-# -- storage, resume, workers ----------------------------------------------------------------------
-
-def test_rerun_resumes_to_the_requested_total(files):
-    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=2")
-    first = {t.number: t.values for t in r.study.trials}
-    started = {t.number: t.datetime_start for t in r.study.trials}
-    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=4")
-    assert len(finished_trials(r.study.trials)) == 4
-    assert "(2 of 4 trials done)" in r.lines[0] and len(r.lines) == 3    # two trials ran
-    assert {t.number: (t.values, t.datetime_start) for t in r.study.trials if t.number in first} \
-        == {n: (v, started[n]) for n, v in first.items()}   # the first two, not trained again
-    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=4")
-    assert len(r.study.trials) == 4 and len(r.lines) == 1   # nothing left to do
-    with pytest.raises(ConfigError, match="objectives"):
-        search(files, f"space={files / 'tiny.yaml'}", "strategy=tpe", "n_trials=4",
-               "objectives=[acc,macs]")
-
-
-def test_journal_storage(files):
-    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=2",
-               f"storage=journal:{files / 'journal.log'}")
-    assert (files / "journal.log").is_file() and len(r.study.trials) == 2
-
-
-# postgresql:// is SQLAlchemy's default driver for it (psycopg2; psycopg from SQLAlchemy 2.1): where
-# it is missing, its pip package is named; where it is there, the refused connection (port 1)
-PG = "postgresql://nas@127.0.0.1:1/nas"
-PG_DRIVER = sqlalchemy.engine.make_url(PG).get_dialect().driver
-NO_SERVER = "cannot open it" if importlib.util.find_spec(PG_DRIVER) else \
-    re.escape("no database driver for it (pip install ") + f".*{PG_DRIVER}"
-
-
-@pytest.mark.parametrize("url, says", [
-    ("foo://x", "cannot open it"),                        # no such SQLAlchemy dialect
-    ("postgresql://nas@:::bad/nas", "not a valid storage URL"),
-    (PG, NO_SERVER),
-])
-def test_a_bad_storage_url_is_one_clear_error(files, url, says):
-    with pytest.raises(StorageError, match=f"storage={re.escape(url)}: .*{says}"):
-        search(files, f"space={files / 'tiny.yaml'}", "n_trials=1", f"storage={url}")
-
-
-def _cli(files, run_dir, *args, seed=0):
-    return [sys.executable, "-m", "netspec.search", f"space={files / 'tiny.yaml'}",
-            "strategy=random", f"seed={seed}", f"run_dir={run_dir}", *FAST[:-1], *args]
-
-
-def _env():
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-
-
-def _trials_of(run_dir, name="tiny-random", storage=None):
-    """The study's trials; none while the command has not created it (or its tables) yet."""
-    try:
-        return optuna.load_study(study_name=name,
-                                 storage=storage or f"sqlite:///{run_dir / 'study.db'}").trials
-    except (KeyError, sqlalchemy.exc.OperationalError):
-        return []
-
-
-# PostgreSQL runs where a server is at hand: NETSPEC_TEST_POSTGRES=postgresql://USER@HOST/DB
-POSTGRES = os.environ.get("NETSPEC_TEST_POSTGRES")
-STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not POSTGRES, reason="set NETSPEC_TEST_POSTGRES=postgresql://USER@HOST/DB (psycopg "
-                         "installed) to run the storage tests on PostgreSQL too"))]
-
-
-def _storage(kind, run_dir, name):
-    """A storage URL and a study name of its own (a PostgreSQL database outlives the test)."""
-    if kind == "sqlite":
-        return f"sqlite:///{run_dir / 'study.db'}", name
-    return POSTGRES, f"{name}-{os.getpid()}-{time.time_ns()}"
-
-
-@pytest.mark.parametrize("kind", STORAGES)
-def test_resume_after_the_runner_is_killed(files, kind):
-    run_dir = files / "killed"
-    storage, name = _storage(kind, run_dir, "killed")
-    cmd = _cli(files, run_dir, "n_trials=6", "budget.epochs=25", "heartbeat=1", "max_retry=3",
-               f"storage={storage}", f"study_name={name}")
-    trials_now = functools.partial(_trials_of, run_dir, name, storage)
-    proc = subprocess.Popen(cmd, cwd=files, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:
-            trials = trials_now()
-            if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and \
-                    any(t.state == TrialState.RUNNING for t in trials):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the search did not get going")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    before = {t.number: (t.values, t.params) for t in trials_now()
-              if t.state == TrialState.COMPLETE}
-    running = [t.number for t in trials_now() if t.state == TrialState.RUNNING]
-    assert running                                     # killed mid-trial
-    out = subprocess.run(cmd, cwd=files, env=_env(), capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    trials = trials_now()
-    after = {t.number: (t.values, t.params) for t in trials if t.state == TrialState.COMPLETE}
-    assert all(after[n] == v for n, v in before.items())            # no completed trial lost
-    assert len(finished_trials(trials)) == 6                         # the requested total
-    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
-    assert set(running) <= retried and not retried & set(before)     # none repeated
-    dead = next(t for t in trials if t.number == running[0])
-    assert dead.state == TrialState.FAIL
-    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == running[0])
-    assert retry.params == dead.params and retry.state == TrialState.COMPLETE
-    assert "best:" in out.stdout and (run_dir / "best.yaml").is_file()
-
-
-def test_ctrl_c_then_rerun_trains_the_interrupted_sample_again(files):
-    run_dir = files / "interrupted"
-    cmd = _cli(files, run_dir, "n_trials=3", "budget.epochs=25", "callbacks.checkpoint=true")
-    proc = subprocess.Popen(cmd, cwd=files, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        trials = _trials_of(run_dir)
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        # interrupted in the middle of a training (its first checkpoint written, 24 epochs to
-        # go), not in the moment between two trials, when a run may be about to end anyway
-        if any(t.state == TrialState.COMPLETE for t in trials) and running and \
-                (run_dir / "trials" / f"{running[0].number:04d}" / "checkpoints"
-                 / "last.ckpt").is_file():
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the search did not get going")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "resumes" in err
-    cut = next(t for t in _trials_of(run_dir) if t.user_attrs.get("fail_reason") == "interrupted")
-    assert cut.state == TrialState.FAIL
-    out = subprocess.run(cmd, cwd=files, env=_env(), capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    trials = _trials_of(run_dir)
-    assert len(finished_trials(trials)) == 3
-    again = next(t for t in trials if t.user_attrs.get("retry_of") == cut.number)
-    assert again.params == cut.params and again.state == TrialState.COMPLETE
-
-
-@pytest.mark.parametrize("kind", STORAGES)
-def test_two_workers_share_one_storage(files, kind):
-    run_dir = files / "shared"
-    storage, name = _storage(kind, run_dir, "shared")
-    run_dir.mkdir()
-    cmds = [_cli(files, run_dir / f"w{i}", "n_trials=6", f"storage={storage}",
-                 f"study_name={name}", "budget.epochs=30", seed=i) for i in (1, 2)]
-    procs = [subprocess.Popen(c, cwd=files, env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for c in cmds]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-2000:]
-    trials = optuna.load_study(study_name=name, storage=storage).trials
-    done = finished_trials(trials)
-    assert 6 <= len(done) <= 7                 # at most one over: both may start the last one
-    assert all(t.state == TrialState.COMPLETE for t in done)
-    assert len({t.user_attrs["worker"] for t in done}) == 2
-    # each worker writes best.yaml, though the best trial may have trained in the other's run dir
-    for i in (1, 2):
-        best = yaml.safe_load((run_dir / f"w{i}" / "best.yaml").read_text())
-        assert netspec.analyze(best).params in {t.user_attrs["params"] for t in done}
-
-
 # -- the exported network trains -------------------------------------------------------------------
 
 def test_best_yaml_trains_with_netspec_train(files):
@@ -671,7 +494,7 @@ def test_hydra_sweep_of_netspec_train(tmp_path):
          "spec=resnet20,resnet56", "debug=fast_dev_run", "data=fake", "data.num_samples=32",
          "data.image_size=16", "data.batch_size=8", "callbacks=minimal", "logger=none",
          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     jobs = [line for line in out.stdout.splitlines() if "[HYDRA]" in line and "\t#" in line]
     assert len(jobs) == 4

@@ -2,6 +2,8 @@
 with Hydra's compose API."""
 from __future__ import annotations
 
+import os
+
 from hydra import compose, initialize_config_dir
 
 from netspec.search import run_search
@@ -53,3 +55,8 @@ def search(tmp_path, *overrides, run="run", log=None):
 
 def states(study):
     return [t.state for t in finished_trials(study.trials)]
+
+
+def cli_env() -> dict:
+    """The environment of a search command run in a subprocess: one thread, no warnings."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

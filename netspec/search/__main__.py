@@ -7,6 +7,9 @@ import sys
 from omegaconf import DictConfig
 
 
+INCOMPLETE = 3       # exit status of a search that ended short of n_trials (it said why)
+
+
 def _task(cfg: DictConfig) -> float | None:
     from ..cli import user_errors
     from . import run_search
@@ -21,6 +24,8 @@ def _task(cfg: DictConfig) -> float | None:
     if result.best_spec is not None and info.is_file():
         print(f"best: {result.best_spec}")
         print(f"train it: {json.loads(info.read_text())['command']}")
+    if not result.complete:
+        sys.exit(INCOMPLETE)
     best = result.best_trials[0] if result.best_trials else None
     return best.values[0] if best is not None and best.values else None
 

@@ -79,6 +79,9 @@ class SearchConfig(TrainConfig):
     max_retry: int = 2                 # retries of a trial whose worker died
     max_fail_rate: float = 0.5         # stop when more trials than this fraction failed ...
     fail_rate_after: int = 5           # ... once this many have finished
+    timeout: float | None = None       # seconds of wall clock; no trial starts after it
+    keep_checkpoints: int = 3          # trials whose checkpoints are kept: the best K
+    jobs: str = "1"                    # trials at once on this host (processes); auto: per GPU
 
 
 def register_search_configs() -> None:

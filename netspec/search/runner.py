@@ -39,6 +39,9 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
                         module=r"netspec\.search")
 
 
+clock = time.monotonic        # the timeout's clock (a test's fake one replaces it)
+
+
 @dataclass
 class SearchResult:
     """What a search leaves: its run dir, its study, best.yaml and the results files."""
@@ -48,6 +51,11 @@ class SearchResult:
     best_spec: Path | None
     best_trials: list
     files: dict
+    shortfall: str | None = None      # why the study ended short of n_trials (None: it did not)
+
+    @property
+    def complete(self) -> bool:
+        return self.shortfall is None
 
 
 def run_dir_of(cfg, study_name: str) -> Path:
@@ -71,9 +79,11 @@ def check_counts(cfg) -> None:
     if not 0 < float(cfg.budget.fraction) <= 1:
         raise ConfigError(f"budget.fraction={cfg.budget.fraction}: the fraction of the training "
                           f"batches per epoch is in (0, 1]")
-    for key in ("heartbeat", "max_retry"):
+    for key in ("heartbeat", "max_retry", "keep_checkpoints"):
         if cfg[key] is not None and float(cfg[key]) < 0:
             raise ConfigError(f"{key}={cfg[key]} must be >= 0")
+    if cfg.timeout is not None and float(cfg.timeout) <= 0:
+        raise ConfigError(f"timeout={cfg.timeout}: seconds of wall clock, > 0 (null: none)")
 
 
 class Search:
@@ -156,9 +166,9 @@ class Search:
             study.set_user_attr("space", self.space.name)
             study.set_user_attr("strategy", cfg.strategy.name)
         self.study = study
-        if cfg.heartbeat and not has_heartbeat(self.storage):
-            self.log("note: this storage keeps no heartbeat, so a trial whose worker dies stays "
-                     "RUNNING (use an SQLite or PostgreSQL URL to have it detected and retried)")
+        if cfg.storage and not has_heartbeat(self.storage):     # one shared by workers
+            self.log("note: heartbeat=0, so a trial whose worker dies stays RUNNING (with "
+                     "heartbeat=SECONDS it is detected and retried)")
         self.target = self._target(study)
         return study
 
@@ -188,7 +198,8 @@ class Search:
                  f"{self.url} ({len(done)} of {self.target} trials done)")
         progress = Progress(self, log=self.log)
         quiet = Quiet()
-        stopped = None
+        stopped, shortfall = None, None
+        started = clock()
         try:
             while True:
                 if has_heartbeat(self.storage):
@@ -197,11 +208,16 @@ class Search:
                 done = finished_trials(trials)
                 if len(done) >= self.target:
                     break
+                if self.cfg.timeout is not None and \
+                        clock() - started >= float(self.cfg.timeout):
+                    shortfall = f"timeout={self.cfg.timeout:g} s reached"
+                    break
                 running = [t for t in trials if t.state == TrialState.RUNNING]
                 waiting = [t for t in trials if t.state == TrialState.WAITING]
                 if len(done) + len(running) >= self.target and not waiting:
                     if not has_heartbeat(self.storage):
-                        self.log(f"{len(running)} trials are still running elsewhere")
+                        shortfall = (f"{len(running)} trial(s) still RUNNING, elsewhere or "
+                                     f"with a dead worker (heartbeat=0 cannot tell)")
                         break
                     time.sleep(min(5.0, self.cfg.heartbeat))   # other workers finish the study
                     continue
@@ -215,8 +231,13 @@ class Search:
             files = write_results(self, final=True)
         if stopped is not None:
             raise stopped
+        if shortfall is not None:
+            done = finished_trials(study.get_trials(deepcopy=False))
+            shortfall = f"the study holds {len(done)} of {self.target} trials: {shortfall}"
+            self.log(f"incomplete: {shortfall}; the same command goes on")
         best = files.get("best")
-        return SearchResult(self.out, study, best, files.get("best_trials", []), files)
+        return SearchResult(self.out, study, best, files.get("best_trials", []), files,
+                            shortfall)
 
     def _check_fail_rate(self, done):
         fails = [t for t in done if t.state == TrialState.FAIL]
