@@ -363,6 +363,17 @@ def test_median_pruner_stops_a_poor_trial(files):
     assert len(poor.intermediate_values) == 1 < len(by_lr[0.01].intermediate_values)
 
 
+def test_no_trial_is_pruned_at_its_last_epoch(files):
+    # the median pruner stops the poor trial after its one epoch (the whole budget) when the
+    # last step is not exempt
+    space = _lr_space(files, "[0.02, 0.05, 1.0e-7]")
+    r = search(files, f"space={space}", "strategy=grid", "n_trials=null", "pruner=median",
+               "pruner.options.n_startup_trials=2", *DIGITS, "budget.epochs=1")
+    poor = next(t for t in r.study.trials if t.params["train.optim.lr"] == 1e-7)
+    assert poor.state == TrialState.COMPLETE and list(poor.intermediate_values) == [1]
+    assert poor.value == poor.intermediate_values[1]          # its full result recorded
+
+
 def test_hyperband_prunes_poor_trials_at_its_first_rung(files):
     # 3 epochs, reduction factor 3: two brackets, one with rungs at epochs 1 and 3, one that only
     # stops at 3. A trial's bracket is crc32("<study>_<number>"): in study lr-grid, trials 0

@@ -96,8 +96,11 @@ def train_and_score(search, trial, tcfg, tdir: Path) -> float:
     acc = result.best_val_acc
     if pruning is not None:
         pruned = pruning.pruned_at is not None
-        if not pruned and spawned(tcfg) and trial.should_prune():
-            pruned = True                   # decided in the spawned rank 0
+        if not pruned and spawned(tcfg):     # decided in the spawned rank 0: stopped early?
+            steps = search.study._storage.get_trial(trial._trial_id).intermediate_values
+            pruned = max(steps, default=0) < search.cfg.budget.epochs and trial.should_prune()
+            if pruned:                      # what the rank's callback knew, for the reason
+                pruning.pruned_at, pruning.value = max(steps) - 1, steps[max(steps)]
         if pruned:
             trial.set_user_attr("pruned", pruning.reason())
             if acc is not None:

@@ -3,7 +3,9 @@ to the Optuna trial and stops training when the study's pruner says so.
 
 The step of a reported value is the number of epochs trained (1 after the first epoch): the
 resource of Hyperband and successive halving, so that ``max_resource = budget.epochs`` is the
-last step a trial reaches.
+last step a trial reaches. The last step is reported but never pruned: the training is done,
+and its result is a full one (a trial "pruned after 2 epochs" of 2 had lost nothing but its
+record).
 
 Single-objective studies only (Optuna's pruners compare one intermediate value; see
 strategies.make_pruner). Under DDP the value is reported by rank 0 and the decision broadcast
@@ -36,7 +38,8 @@ class OptunaPruning(pl.Callback):
                 if math.isfinite(value):
                     self.trial.report(value, step=epoch + 1)
                     self.value = value
-                    prune = self.trial.should_prune()
+                    last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+                    prune = not last and self.trial.should_prune()
         prune = trainer.strategy.broadcast(prune, src=0)
         if prune:
             self.pruned_at = epoch
