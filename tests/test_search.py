@@ -535,3 +535,17 @@ def test_the_wheel_ships_the_search_spaces_and_configs(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(target)},
                          cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert str(pkg / "search_spaces") in out and "nasnet_cell" in out
+
+
+def test_only_the_best_trials_keep_their_checkpoints(files):
+    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=5",
+               "callbacks.checkpoint=true", "keep_checkpoints=2", "data=digits", "data.size=8",
+               "optim=adamw", "optim.lr=0.02")
+    kept = {int(p.parent.name) for p in (r.run_dir / "trials").glob("*/checkpoints")}
+    ranked = sorted((t for t in r.study.trials if t.state == TrialState.COMPLETE),
+                    key=lambda t: (-t.value, t.number))
+    assert len(ranked) == 5 and kept == {t.number for t in ranked[:2]}
+    assert all(list((r.run_dir / "trials" / f"{n:04d}" / "checkpoints").glob("*.ckpt"))
+               for n in kept)
+    assert all((r.run_dir / "trials" / f"{t.number:04d}" / "spec.yaml").is_file()
+               for t in ranked)

@@ -2,7 +2,8 @@
 
     study.db           the Optuna study (SQLite; open it with `optuna-dashboard sqlite:///...`)
     trials/NNNN/       each trial: spec.yaml (the concrete spec it trained), train.log,
-                       error.txt (a failed trial's traceback), checkpoints
+                       error.txt (a failed trial's traceback), checkpoints/ (the best
+                       keep_checkpoints trials only: disk.py)
     trials.csv         every trial: state, accuracy, MACs, params, latency, seconds, reason, params
     best.yaml          the best network as a concrete spec: `python -m netspec.train spec=best.yaml`
     best.json          its trial, values, decisions, training overrides and the command to train it
@@ -21,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..lang.source import load_file, plain
+from .disk import keep_best_checkpoints
 from .figures import plot_history, plot_pareto
 from .formatting import si
 from .sampling import FixedTrial, bake_resolution, resolve
@@ -67,6 +69,7 @@ class Progress:
         self.log(f"[{done}/{s.target}] trial {t.number} {t.state.name:<8} {what}  {cost}  "
                  f"{seconds or 0:.1f} s | {best}  {avg:.1f} s/trial")
         try:
+            keep_best_checkpoints(s, study.get_trials(deepcopy=False))
             write_results(s, final=False)
         except OSError as e:       # pragma: no cover - a full disk must not stop the search
             self.log(f"warning: could not write the results: {e}")
