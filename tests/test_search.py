@@ -4,6 +4,7 @@ Tiny spaces on tiny fake images, one epoch per trial: a trial takes a fraction o
 the strategies run in-process with Hydra's compose API; the resume and two-worker tests run the
 real command in subprocesses.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -549,3 +550,19 @@ def test_only_the_best_trials_keep_their_checkpoints(files):
                for n in kept)
     assert all((r.run_dir / "trials" / f"{t.number:04d}" / "spec.yaml").is_file()
                for t in ranked)
+
+
+def test_a_search_at_chance_level_says_so(files):
+    # fake data has random labels: nothing to learn, every trial at chance (1/10)
+    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=3")
+    signal = json.loads((r.run_dir / "best.json").read_text())["signal"]
+    assert signal["at_chance"] and signal["chance"] == 0.1 and signal["trials"] == 3
+    assert "budget.epochs=1 now" in signal["advice"]
+    assert len(r.warnings) == 2                       # when it became clear, and at the end
+    assert all(w.startswith("warning: all 3 trained trials score at chance") for w in r.warnings)
+    r = search(files, f"space={files / 'tiny.yaml'}", "strategy=random", "n_trials=3",
+               "data=digits", "data.size=8", "optim=adamw", "optim.lr=0.02", "budget.epochs=2",
+               run="learns")
+    signal = json.loads((r.run_dir / "best.json").read_text())["signal"]
+    assert not signal["at_chance"] and signal["best_acc"] > 0.3 and "advice" not in signal
+    assert not r.warnings

@@ -121,8 +121,10 @@ def test_resume_after_the_runner_is_killed(files, kind):
     try:
         while time.time() < deadline:
             trials = trials_now()
+            # killed in a training: its sample drawn (a trial killed before it drew one is
+            # retried with a fresh sample, there being none to repeat)
             if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and \
-                    any(t.state == TrialState.RUNNING for t in trials):
+                    any(t.state == TrialState.RUNNING and t.params for t in trials):
                 break
             time.sleep(0.2)
         else:
@@ -145,7 +147,7 @@ def test_resume_after_the_runner_is_killed(files, kind):
     dead = next(t for t in trials if t.number == running[0])
     assert dead.state == TrialState.FAIL
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == running[0])
-    assert retry.params == dead.params and retry.state == TrialState.COMPLETE
+    assert dead.params and retry.params == dead.params and retry.state == TrialState.COMPLETE
     assert "best:" in out.stdout and (run_dir / "best.yaml").is_file()
 
 

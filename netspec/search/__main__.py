@@ -6,7 +6,6 @@ import sys
 
 from omegaconf import DictConfig
 
-
 INCOMPLETE = 3       # exit status of a search that ended short of n_trials (it said why)
 
 

@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..lang.source import load_file, plain
+from .chance import signal_of
 from .disk import keep_best_checkpoints
 from .figures import plot_history, plot_pareto
 from .formatting import si
@@ -39,6 +40,7 @@ class Progress:
         self.log = log
         self.times: list[float] = []
         self.started = time.time()
+        self.warned = False
 
     def __call__(self, study: optuna.Study, t) -> None:
         s = self.search
@@ -70,7 +72,11 @@ class Progress:
                  f"{seconds or 0:.1f} s | {best}  {avg:.1f} s/trial")
         try:
             keep_best_checkpoints(s, study.get_trials(deepcopy=False))
-            write_results(s, final=False)
+            files = write_results(s, final=False)
+            signal = files.get("signal")
+            if signal and signal["at_chance"] and not self.warned:
+                self.log(f"warning: {signal['advice']}")
+                self.warned = True
         except OSError as e:       # pragma: no cover - a full disk must not stop the search
             self.log(f"warning: could not write the results: {e}")
 
@@ -179,6 +185,7 @@ def write_results(search, final: bool = False) -> dict:
     files: dict = {"trials_csv": write_trials_csv(search, out / "trials.csv")}
     best = best_trials(study)
     files["best_trials"] = best
+    files["signal"] = signal_of(search, study.get_trials(deepcopy=False))
     if best:
         b = best[0]
         path = copy_spec(search, b, out / "best.yaml", "the best network")
@@ -189,6 +196,8 @@ def write_results(search, final: bool = False) -> dict:
                     "params": b.params, "train": b.user_attrs.get("train", {}),
                     "macs": b.user_attrs.get("macs"), "n_params": b.user_attrs.get("params"),
                     "command": train_command(search, b, path)}
+            if files["signal"] is not None:
+                info["signal"] = files["signal"]
             (out / "best.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     if not final:
         return files

@@ -127,6 +127,7 @@ class Search:
             spec_file, spec_over = spec_source(cfg_spec)
         dm = data_for(cfg, cfg_spec, spec_over)
         self.data = (dm.channels, dm.size, dm.num_classes)
+        self.val_count = len(dm.val_dataset)        # chance.py's noise level
         data_over = [f"num_classes={dm.num_classes}", f"input.channels={dm.channels}",
                      f"input.size=[{dm.size[0]}, {dm.size[1]}]"]
         self.base = self.space.base_spec(spec_file, spec_over, data_over)
@@ -231,6 +232,9 @@ class Search:
             files = write_results(self, final=True)
         if stopped is not None:
             raise stopped
+        signal = files.get("signal")
+        if signal and signal["at_chance"]:
+            self.log(f"warning: {signal['advice']}")
         if shortfall is not None:
             done = finished_trials(study.get_trials(deepcopy=False))
             shortfall = f"the study holds {len(done)} of {self.target} trials: {shortfall}"
