@@ -238,3 +238,60 @@ def test_the_command_exits_3_when_it_ends_short(files):
                          env=cli_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 3, out.stderr[-2000:]
     assert "incomplete: the study holds 0 of 2 trials: timeout=1e-09 s reached" in out.stdout
+
+
+@pytest.mark.parametrize("kind", STORAGES)
+def test_jobs_2_runs_trials_at_once_and_records_them_all(files, kind):
+    run_dir = files / "jobs"
+    storage, name = _storage(kind, run_dir, "jobs")
+    out = subprocess.run(_cli(files, run_dir, "n_trials=4", "jobs=2", "budget.epochs=30",
+                              "heartbeat=2", f"storage={storage}", f"study_name={name}"),
+                         cwd=files, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    trials = optuna.load_study(study_name=name, storage=make_storage(storage, 0, 0)).trials
+    done = finished_trials(trials)
+    assert len(done) >= 4 and all(t.state == TrialState.COMPLETE for t in done)
+    assert len({t.user_attrs["worker"] for t in done}) == 2          # two processes
+    spans = [(t.datetime_start, t.datetime_complete) for t in done]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])
+    lines = [line for line in out.stdout.splitlines() if re.match(r"\[\d/4\] trial ", line)]
+    assert len(lines) == len(done)                  # the command reports each worker's trials
+    assert (run_dir / "best.yaml").is_file() and (run_dir / "jobs" / "job-1.log").is_file()
+
+
+def test_jobs_is_refused_for_a_one_shot_search_and_bad_values(files):
+    with pytest.raises(ConfigError, match="jobs=2 runs trials at once; strategy=spos"):
+        search(files, f"space={files / 'tiny.yaml'}", "strategy=spos", "jobs=2")
+    with pytest.raises(ConfigError, match="jobs=two: a number of trials at once"):
+        search(files, f"space={files / 'tiny.yaml'}", "jobs=two")
+
+
+def test_ctrl_c_stops_every_job_and_the_rerun_finishes(files):
+    run_dir = files / "jobs-cut"
+    cmd = _cli(files, run_dir, "n_trials=4", "jobs=2", "budget.epochs=200", "heartbeat=2")
+    proc = subprocess.Popen(cmd, cwd=files, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:      # both jobs in a training
+        if sum(t.state == TrialState.RUNNING and bool(t.params) for t in _trials_of(run_dir)) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the jobs did not get going")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130 and "resumes" in err
+    cut = [t for t in _trials_of(run_dir) if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert len(cut) == 2 and not [t for t in _trials_of(run_dir)
+                                  if t.state == TrialState.RUNNING]
+    again = _cli(files, run_dir, "n_trials=4", "jobs=2", "budget.epochs=2", "heartbeat=2")
+    out = subprocess.run(again, cwd=files, env=cli_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    trials = _trials_of(run_dir)
+    assert len(finished_trials(trials)) == 4
+    for c in cut:                        # each interrupted sample trained again
+        again = next(t for t in trials if t.user_attrs.get("retry_of") == c.number)
+        assert again.params == c.params and again.state == TrialState.COMPLETE

@@ -42,13 +42,14 @@ class Progress:
         self.started = time.time()
         self.warned = False
 
-    def __call__(self, study: optuna.Study, t) -> None:
+    def __call__(self, study: optuna.Study, t, done: int | None = None) -> None:
         s = self.search
         seconds = t.user_attrs.get("seconds")
         if seconds is None and t.datetime_complete and t.datetime_start:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()
         self.times.append(seconds or 0.0)
-        done = len(finished_trials(study.get_trials(deepcopy=False)))
+        if done is None:
+            done = len(finished_trials(study.get_trials(deepcopy=False)))
         ua = t.user_attrs
         if t.state == TrialState.COMPLETE:
             what = f"acc {ua.get('acc', float('nan')):.4f}"
@@ -70,6 +71,8 @@ class Progress:
         avg = sum(self.times) / len(self.times)
         self.log(f"[{done}/{s.target}] trial {t.number} {t.state.name:<8} {what}  {cost}  "
                  f"{seconds or 0:.1f} s | {best}  {avg:.1f} s/trial")
+        if not s.results:              # a jobs= worker: the command that started it writes
+            return
         try:
             keep_best_checkpoints(s, study.get_trials(deepcopy=False))
             files = write_results(s, final=False)

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from ..errors import ConfigError, SearchFailed
 from .config import study_name_of
 from .constraints import TRIAL_CONSTRAINTS, constraint_values
+from .jobs import job_count, run_jobs
 from .objective import run_trial
 from .quiet import Quiet
 from .results import Progress, write_results
@@ -89,10 +90,12 @@ def check_counts(cfg) -> None:
 class Search:
     """One search command: the space, the study and the objective its trials run."""
 
-    def __init__(self, cfg: DictConfig, log=print):
+    def __init__(self, cfg: DictConfig, log=print, results: bool = True):
         self.cfg = cfg
         self.log = log
+        self.results = results          # False in a jobs= worker: the command that started it
         check_counts(cfg)
+        self.jobs = job_count(cfg.jobs)
         self.objectives = list(cfg.objectives)
         self.directions = directions(self.objectives)
         strategy = str(cfg.trainer.get("strategy") or "")
@@ -197,12 +200,14 @@ class Search:
         self.log(f"netspec.search: space {self.space.name}, strategy {self.cfg.strategy.name}, "
                  f"{len(self.sampler_space.choices)} choices; study '{self.study_name}' in "
                  f"{self.url} ({len(done)} of {self.target} trials done)")
-        progress = Progress(self, log=self.log)
+        progress = self.progress = Progress(self, log=self.log)
         quiet = Quiet()
         stopped, shortfall = None, None
         started = clock()
         try:
-            while True:
+            if self.jobs > 1:
+                shortfall = run_jobs(self, self.jobs)
+            while self.jobs == 1:
                 if has_heartbeat(self.storage):
                     optuna.storages.fail_stale_trials(study)
                 trials = study.get_trials(deepcopy=False)
@@ -229,14 +234,16 @@ class Search:
         except SearchFailed as e:
             stopped = e
         finally:
-            files = write_results(self, final=True)
+            files = write_results(self, final=True) if self.results else {}
         if stopped is not None:
             raise stopped
         signal = files.get("signal")
         if signal and signal["at_chance"]:
             self.log(f"warning: {signal['advice']}")
+        done = finished_trials(study.get_trials(deepcopy=False))
+        if shortfall is None and len(done) < self.target:     # the jobs' loops ended early
+            shortfall = "the workers stopped"
         if shortfall is not None:
-            done = finished_trials(study.get_trials(deepcopy=False))
             shortfall = f"the study holds {len(done)} of {self.target} trials: {shortfall}"
             self.log(f"incomplete: {shortfall}; the same command goes on")
         best = files.get("best")
@@ -268,7 +275,7 @@ class Search:
         return sample.spec
 
 
-def run_search(cfg: DictConfig, log=print) -> SearchResult:
+def run_search(cfg: DictConfig, log=print, results: bool = True) -> SearchResult:
     """Run (or resume) the configured trial search (netspec.search.run_search also dispatches
     the one-shot strategies)."""
-    return Search(cfg, log=log).run()
+    return Search(cfg, log=log, results=results).run()
