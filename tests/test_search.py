@@ -27,6 +27,7 @@ from netspec.search.latency import measure_latency
 from netspec.search.rl import KEY as RL_STATE
 from netspec.search.sampling import FixedTrial, Sampler
 from netspec.search.space import load_space, shipped_spaces
+from netspec.search.strategies import make_sampler
 from netspec.search.trials import finished_trials
 from netspec.train.config import config_dir, register_configs
 
@@ -95,7 +96,8 @@ stages: [pair: {c: 8, n: 3}]"""))
     assert s.spec["blocks"]["pair"]["body"] == [{"conv": {"c": "c", "k": 5}}]
 
 
-@pytest.mark.parametrize("name", ["mobile_stages", "nasnet_cell", "compound", "hparams"])
+@pytest.mark.parametrize("name", ["mobile_stages", "nasnet_cell", "compound", "hparams",
+                                  "numeric"])
 def test_shipped_spaces_sample_resolve_and_write_concrete_specs(name):
     assert name in shipped_spaces()
     sp = load_space(name)
@@ -134,6 +136,16 @@ def test_strategy_runs_a_conditional_space_and_writes_results(files, strategy):
     assert {"number", "state", "acc", "macs", "params", "seconds", "stem[0].conv.c"} <= set(header)
     assert len(r.lines) == 5 and "[4/4]" in r.lines[-1] and "best" in r.lines[-1]
     assert "s/trial" in r.lines[-1]
+
+
+def test_the_shipped_numeric_space_is_one_cmaes_searches(files):
+    sp = load_space("numeric")
+    sampler = Sampler(sp, sp.base_spec(), "numeric")
+    assert sampler.categorical() == [] and len(sampler.choices) == 5
+    make_sampler("cmaes", {}, seed=0, n_objectives=1, categorical=sampler.categorical())
+    for name in ("mobile_stages", "nasnet_cell", "hparams"):    # every other one has choices
+        sp = load_space(name)
+        assert Sampler(sp, sp.base_spec(), name).categorical()
 
 
 def test_cmaes_on_a_numeric_space_and_refused_on_categorical_choices(files):
@@ -527,7 +539,8 @@ def test_the_wheel_ships_the_search_spaces_and_configs(tmp_path):
                    check=True, cwd=tmp_path)
     pkg = target / "netspec"
     for f in ("search_spaces/mobile_stages.yaml", "search_spaces/nasnet_cell.yaml",
-              "search_spaces/compound.yaml", "search_spaces/hparams.yaml", "search/runner.py",
+              "search_spaces/compound.yaml", "search_spaces/hparams.yaml",
+              "search_spaces/numeric.yaml", "search/runner.py",
               "search/rl/sampler.py",
               "conf/search.yaml", "conf/strategy/tpe.yaml", "conf/pruner/median.yaml"):
         assert (pkg / f).is_file(), f

@@ -38,6 +38,9 @@ from .trials import finished_trials
 # Optuna marks heartbeats, retries and stale-trial handling experimental; they are what we use
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
                         module=r"netspec\.search")
+# Samplers that ignore the constraints say so on every trial; over-budget samples are PRUNED
+# before training here (constraints.py) whichever sampler drew them, so it means nothing
+warnings.filterwarnings("ignore", message=r"Constraints have been set, but \w+ will not use them")
 
 
 clock = time.monotonic        # the timeout's clock (a test's fake one replaces it)
