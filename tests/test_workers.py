@@ -295,3 +295,28 @@ def test_ctrl_c_stops_every_job_and_the_rerun_finishes(files):
     for c in cut:                        # each interrupted sample trained again
         again = next(t for t in trials if t.user_attrs.get("retry_of") == c.number)
         assert again.params == c.params and again.state == TrialState.COMPLETE
+
+
+def test_the_slurm_launcher_runs_workers_on_one_study_locally(files):
+    pytest.importorskip("submitit", reason="the launcher needs submitit (the dev extra has it)")
+    run_dir = files / "slurm"
+    storage = f"journal:{run_dir / 'journal.log'}"
+    search_args = _cli(files, run_dir, "n_trials=4", "budget.epochs=30", "heartbeat=2",
+                       f"storage={storage}")[3:]
+    out = subprocess.run([sys.executable, "-m", "netspec.search.slurm", "workers=2",
+                          "cluster=local", "cpus=1", "time=10", f"folder={files / 'logs'}",
+                          *search_args], cwd=files, env=cli_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "submitted 2 workers" in out.stdout and "exit statuses [0, 0]" in out.stdout
+    trials = optuna.load_study(study_name="tiny-random", storage=make_storage(storage, 0, 0)).trials
+    done = finished_trials(trials)
+    assert len(done) >= 4 and all(t.state == TrialState.COMPLETE for t in done)
+    assert len({t.user_attrs["worker"] for t in done}) == 2
+
+
+def test_the_slurm_launcher_refuses_a_storage_the_tasks_cannot_share(files):
+    out = subprocess.run([sys.executable, "-m", "netspec.search.slurm", "workers=2",
+                          "space=mobile_stages"], cwd=files, env=cli_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and "one storage they all reach" in out.stderr
