@@ -320,3 +320,16 @@ def test_the_slurm_launcher_refuses_a_storage_the_tasks_cannot_share(files):
                           "space=mobile_stages"], cwd=files, env=cli_env(), capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 2 and "one storage they all reach" in out.stderr
+
+
+def test_each_job_gets_a_gpu_in_turn_or_a_share_of_the_cpu_threads(monkeypatch):
+    from netspec.search import jobs
+    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(jobs, "_gpus", lambda: [])
+    env = jobs.job_env(0, 2)
+    assert env["OMP_NUM_THREADS"] == env["NETSPEC_JOB_THREADS"] == "4"
+    assert jobs.job_env(1, 16)["OMP_NUM_THREADS"] == "1"
+    assert jobs.job_count("auto") == 1
+    monkeypatch.setattr(jobs, "_gpus", lambda: ["2", "5"])       # CUDA_VISIBLE_DEVICES=2,5
+    assert [jobs.job_env(k, 3)["CUDA_VISIBLE_DEVICES"] for k in range(3)] == ["2", "5", "2"]
+    assert jobs.job_count("auto") == 2 and jobs.job_count("3") == 3
