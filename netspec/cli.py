@@ -51,10 +51,11 @@ def parse_args(argv: list[str], usage: str, known: dict[str, object]) -> tuple[d
     return options, rest
 
 
-def run_hydra(config_path: str, config_name: str, task) -> None:
+def run_hydra(config_path: str, config_name: str, task, schema=None) -> None:
     """``hydra.main(...)(task)()``, with a bad override or config value (an unknown group option
     or key, a value of the wrong type, a parse error) reported as one line and exit status 2
-    instead of Hydra's page of text and status 1."""
+    instead of Hydra's page of text and status 1. With ``schema`` (the config's dataclass), a
+    top-level key it lacks (``+foo=1``, which Hydra adds to any config) is refused too."""
     import functools
 
     import hydra
@@ -65,6 +66,8 @@ def run_hydra(config_path: str, config_name: str, task) -> None:
     @functools.wraps(task)          # Hydra names the job (and its log) after the task
     def wrapped(cfg):
         started.append(True)
+        if schema is not None:
+            _refuse_unknown_keys(cfg, schema)
         try:
             return task(cfg)
         except SystemExit as e:
@@ -81,6 +84,18 @@ def run_hydra(config_path: str, config_name: str, task) -> None:
         fail(_one_line(e, config_path))
 
 
+def _refuse_unknown_keys(cfg, schema) -> None:
+    import dataclasses
+
+    from .errors import did_you_mean
+    known = {f.name for f in dataclasses.fields(schema)}
+    unknown = [k for k in cfg if k not in known]
+    if unknown:
+        _drop_untouched_run_dir()
+        fail(f"{unknown[0]}: no such key{did_you_mean(unknown[0], known)} (a key added with "
+             f"+{unknown[0]}=... is read by nothing)")
+
+
 def _drop_untouched_run_dir() -> None:
     """A refused run leaves no directory behind: Hydra's run dir, if it holds only its logs."""
     import shutil
@@ -94,6 +109,11 @@ def _drop_untouched_run_dir() -> None:
     entries = list(out.iterdir()) if out.is_dir() else []
     if all(p.name == ".hydra" or (p.suffix == ".log" and p.is_file()) for p in entries):
         shutil.rmtree(out, ignore_errors=True)
+        cwd = Path.cwd().resolve()          # and the dated folders Hydra made for it, now empty
+        for parent in out.resolve().parents:
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 def _one_line(e: Exception, config_path: str) -> str:

@@ -28,6 +28,9 @@ def _run(main, args, tmp_path, monkeypatch, capsys):
     ("budget.epochs=0", "budget.epochs=0: each trial trains at least 1 epoch"),
     ("budget.fraction=0", "budget.fraction=0.0: the fraction"),
     ("n_trials==", "Error parsing override 'n_trials=='"),
+    ("+n_trial=5", "n_trial: no such key (did you mean 'n_trials'?)"),
+    ("jobs=two", "jobs=two: a number of trials at once"),
+    ("timeout=0", "timeout=0.0: seconds of wall clock, > 0"),
 ])
 def test_a_bad_search_value_is_one_line_and_exit_2(arg, says, tmp_path, monkeypatch, capsys):
     code, err = _run(search_main, [arg], tmp_path, monkeypatch, capsys)
@@ -39,6 +42,7 @@ def test_a_bad_search_value_is_one_line_and_exit_2(arg, says, tmp_path, monkeypa
 @pytest.mark.parametrize("arg, says", [
     ("optim=adamx", "optim=adamx: no such optim (did you mean 'adam'?); use one of: adam,"),
     ("data.batch_size=x", "data.batch_size=x: Value 'x' of type 'str'"),
+    ("+max_epoch=3", "max_epoch: no such key"),
 ])
 def test_a_bad_training_value_is_one_line_and_exit_2(arg, says, tmp_path, monkeypatch, capsys):
     code, err = _run(train_main, [arg], tmp_path, monkeypatch, capsys)

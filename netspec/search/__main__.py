@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
                         GROUPS + ["strategy", "pruner"], rest,
                         {"space": shipped_spaces() + ["path/to/space.yaml"]}))
         return
-    run_hydra(config_dir(), "search", _task)
+    from .config import SearchConfig
+    run_hydra(config_dir(), "search", _task, schema=SearchConfig)
 
 
 if __name__ == "__main__":

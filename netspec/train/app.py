@@ -359,4 +359,5 @@ def main(argv: list[str] | None = None) -> None:
         rest = [a for a in sys.argv[1:] if a not in ("--help", "-h")]
         emit(help_text("netspec.train", USAGE, Path(config_dir()), "train", GROUPS, rest))
         return
-    run_hydra(config_dir(), "train", _task)
+    from .config import TrainConfig
+    run_hydra(config_dir(), "train", _task, schema=TrainConfig)
