@@ -96,7 +96,89 @@ def forward_order(module: nn.Module, x: torch.Tensor) -> Pairs:
     return out
 
 
-def port_weights(model: nn.Module, reference: nn.Module, example=None) -> nn.Module:
+TOLERANCE = 1e-3     # of the reference output's largest magnitude: float32 over a deep network
+
+
+def _first_tensor(out):
+    """A model's output as one tensor: itself, the first of a tuple, or HF-style ``.logits``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    logits = getattr(out, "logits", None)
+    return logits if isinstance(logits, torch.Tensor) else None
+
+
+def _difference(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """max |a - b| over the scale of b; None where the shapes can't be compared."""
+    if a.numel() != b.numel():
+        return None
+    a, b = a.reshape(-1).double(), b.reshape(-1).double()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def _layer_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """(name, output) of each tensor-holding module, in the order they first run (copied:
+    a later in-place activation would change them)."""
+    names = {m: n for n, m in module.named_modules()}
+    out, seen = [], set()
+
+    def hook(m, _args, result):
+        t = _first_tensor(result)
+        if id(m) not in seen and t is not None:
+            seen.add(id(m))
+            out.append((names[m], t.detach().clone()))
+
+    owners = [m for m in names if any(True for _ in m.parameters(recurse=False)) or
+              any(True for _ in m.buffers(recurse=False))]
+    handles = [m.register_forward_hook(hook) for m in owners]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def verify_port(model: nn.Module, reference: nn.Module, x: torch.Tensor) -> None:
+    """Both models' eval-mode outputs on ``x`` agree, or a WeightsError names the first layer
+    whose output differs."""
+    modes = [(m, m.training) for m in (*model.modules(), *reference.modules())]
+    model.eval()
+    reference.eval()
+    try:
+        x = _on_device_of(model, x)
+        with torch.no_grad():
+            ours, theirs = _first_tensor(model(x)), _first_tensor(reference(x))
+        if ours is None or theirs is None:
+            return                       # nothing comparable (a dict of maps, say)
+        diff = _difference(ours, theirs)
+        if diff is not None and diff <= TOLERANCE:
+            return
+        said = (f"the outputs have {ours.numel()} and {theirs.numel()} values" if diff is None
+                else f"the outputs differ by {diff:.3g} of the reference's scale")
+        where = ""
+        for (mk, mv), (rk, rv) in zip(_layer_outputs(model, x), _layer_outputs(reference, x)):
+            d = _difference(mv, rv)
+            if d is None or d > TOLERANCE:
+                where = (f"; the first layer whose output differs is model '{mk}' vs reference "
+                         f"'{rk}'" + (f" (by {d:.3g})" if d is not None else
+                                      f" ({_shape(mv)} vs {_shape(rv)})"))
+                break
+        raise WeightsError(
+            f"port_weights: every tensor fits, but after porting {said}{where}: the two "
+            f"networks compute different things with the same weights — layers used in "
+            f"another order (channels concatenated in another order; a shortcut registered "
+            f"before its body: shortcut_first: true), or an op that differs (an eps, a "
+            f"padding, an activation); verify=False skips this check")
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def port_weights(model: nn.Module, reference: nn.Module, example=None,
+                 verify: bool = True) -> nn.Module:
     """Copy every parameter and buffer of ``reference`` into ``model``, pairing them in order.
 
     Tensors pair in state_dict order: zoo specs register their layers in the reference's order,
@@ -107,6 +189,11 @@ def port_weights(model: nn.Module, reference: nn.Module, example=None) -> nn.Mod
     and the tensors pair in the order their layers run. A linear layer's [out, in] weight and a
     1x1 convolution's [out, in, 1, 1] are interchangeable. If neither order fits, a WeightsError
     names the first tensor of each side that does not fit.
+
+    Tensors that fit by shape may still be used in another order (channels concatenated in
+    another order give other logits from the same tensors), so with ``verify`` both models then
+    run one random input (``example``'s shape) in eval mode, and outputs that differ raise a
+    WeightsError naming the first layer whose output differs.
     """
     ours, theirs = _tensors(model), _tensors(reference)
     problem = _mismatch(ours, theirs)
@@ -129,4 +216,10 @@ def port_weights(model: nn.Module, reference: nn.Module, example=None) -> nn.Mod
     with torch.no_grad():
         for (_, mv), (_, rv) in zip(ours, theirs, strict=True):
             mv.copy_(rv.detach().reshape(mv.shape))
+    if verify:
+        x = _example_input(model, example)
+        if x is not None:
+            if not isinstance(example, torch.Tensor):     # random, not zeros: zeros hide a lot
+                x = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+            verify_port(model, reference, x)
     return model
