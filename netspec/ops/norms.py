@@ -84,8 +84,23 @@ def _groups_divide(channels: int, kw: dict) -> str | None:
     return None
 
 
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each position of an NCHW map (torchvision's LayerNorm2d,
+    ConvNeXt's): its weight and bias are per channel, as nn.LayerNorm(c)'s on a vector."""
+
+    def forward(self, x):
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _layer_norm(channels: int, dims: int, *, eps: float) -> nn.Module:
+    return ChannelLayerNorm(channels, eps=eps)
+
+
 register_norm("bn", _batch_norm, reads={"eps": "bn_eps", "momentum": "bn_momentum"},
               settings={"bn_eps": Setting(1e-5), "bn_momentum": Setting(0.1, high=1.0)})
-# GroupNorm takes its eps from bn_eps: one eps for the network's norms
-register_norm("gn", _group_norm, reads={"eps": "bn_eps", "groups": "gn_groups"},
-              settings={"gn_groups": Setting(32, "int")}, check=_groups_divide)
+register_norm("gn", _group_norm, reads={"eps": "gn_eps", "groups": "gn_groups"},
+              settings={"gn_eps": Setting(1e-5), "gn_groups": Setting(32, "int")},
+              check=_groups_divide)
+register_norm("ln", _layer_norm, reads={"eps": "ln_eps"}, settings={"ln_eps": Setting(1e-6)})

@@ -1,0 +1,49 @@
+"""Every norm a spec may name, with its own eps: bn, gn and ln (LayerNorm over the channels)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models.convnext import LayerNorm2d
+
+import netspec
+from netspec.errors import SpecError
+
+
+def _spec(norm: str, **defaults) -> dict:
+    return {"input": {"channels": 3, "size": 6}, "num_classes": 4,
+            "defaults": {"norm": norm, "act": "relu", **defaults},
+            "stem": [{"conv": {"c": 8, "k": 3}}],
+            "head": [{"pool": "global_avg"}, {"norm": norm}, {"linear": {"c": "num_classes"}}]}
+
+
+def _norms(model):
+    return [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d,
+                                                         nn.GroupNorm, nn.LayerNorm))]
+
+
+def test_ln_normalizes_the_channels_of_each_position_as_torchvision_convnext():
+    model = netspec.build(_spec("ln"))
+    ln_map, ln_vec = _norms(model)
+    ref = LayerNorm2d(8, eps=1e-6)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 1.5)
+        ref.bias.normal_()
+    ln_map.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 8, 5, 5) * 3 + 1
+    assert torch.allclose(ln_map(x), ref(x), atol=1e-6)
+    assert not torch.allclose(ln_map(x), nn.functional.group_norm(x, 1, eps=1e-6), atol=1e-3)
+    v = torch.randn(2, 8)
+    assert torch.allclose(ln_vec(v), nn.functional.layer_norm(v, (8,), eps=1e-6), atol=1e-6)
+    assert netspec.analyze(_spec("ln")).params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("norm, key, default", [("bn", "bn_eps", 1e-5), ("gn", "gn_eps", 1e-5),
+                                                ("ln", "ln_eps", 1e-6)])
+def test_each_norm_takes_its_own_eps(norm, key, default):
+    extra = {"gn_groups": 4} if norm == "gn" else {}
+    assert {m.eps for m in _norms(netspec.build(_spec(norm, **extra)))} == {default}
+    model = netspec.build(_spec(norm, **extra, **{key: 1e-3}))
+    assert {m.eps for m in _norms(model)} == {1e-3}
+    with pytest.raises(SpecError, match=key):
+        netspec.build(_spec(norm, **extra, **{key: -1.0}))
