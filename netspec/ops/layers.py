@@ -154,6 +154,8 @@ class PoolNode(Node):
         c = self.cfg
         t = c["type"]
         if t.startswith("global"):
+            if not c["flatten"]:          # a 1x1 map, for a head of 1x1 convs
+                return (nn.AdaptiveAvgPool2d if t == "global_avg" else nn.AdaptiveMaxPool2d)(1)
             return M.GlobalPool(t.split("_")[1])
         if t == "adaptive_avg":
             return nn.AdaptiveAvgPool2d(c["size"])
@@ -171,15 +173,22 @@ class PoolNode(Node):
     "ceil": Arg("bool", False, doc="ceil mode for the output size"),
     "count_include_pad": Arg("bool", True),
     "size": Arg("pair", 1, doc="output size of adaptive pooling"),
+    "flatten": Arg("bool", None, doc="global pooling: to a vector (default) or, false, a 1x1 map"),
 }, scalar="type")
 def pool(a, feat: Feat, ctx) -> Node:
-    """Max, average, global or adaptive pooling. ``global_*`` flattens to a vector."""
+    """Max, average, global or adaptive pooling. ``global_*`` flattens to a vector unless
+    ``flatten: false`` (a 1x1 map)."""
     _need_map(a, feat, "pool")
     c = feat.channels
     cfg = dict(type=a.type)
+    if a.flatten is not None and not a.type.startswith("global"):
+        raise a.at("flatten").error(f"flatten applies to global pooling, not {a.type}")
     if a.type.startswith("global"):
         h, w = feat.spatial
-        node = PoolNode("pool", feat, feat.after((c,), (h, w), (h, w)), a.loc, info=a.type)
+        flat = a.flatten is not False
+        node = PoolNode("pool", feat, feat.after((c,) if flat else (c, 1, 1), (h, w), (h, w)),
+                        a.loc, info=a.type if flat else f"{a.type} 1x1")
+        cfg["flatten"] = flat
     elif a.type.startswith("adaptive"):
         size = pair(a.size)
         if min(size) < 1:

@@ -1,4 +1,4 @@
-"""Every norm a spec may name, with its own eps: bn, gn and ln (LayerNorm over the channels)."""
+"""Primitives: every norm with its own eps (bn, gn, ln over the channels), global pooling to a map."""
 from __future__ import annotations
 
 import pytest
@@ -47,3 +47,21 @@ def test_each_norm_takes_its_own_eps(norm, key, default):
     assert {m.eps for m in _norms(model)} == {1e-3}
     with pytest.raises(SpecError, match=key):
         netspec.build(_spec(norm, **extra, **{key: -1.0}))
+
+
+def test_global_pool_with_flatten_false_keeps_a_1x1_map_for_a_conv_head():
+    spec = {"input": {"channels": 3, "size": 8}, "num_classes": 5,
+            "defaults": {"norm": "bn", "act": "relu"}, "stem": [{"conv": {"c": 8, "k": 3}}],
+            "head": [{"pool": {"type": "global_avg", "flatten": False}},
+                     {"conv": {"c": "num_classes", "k": 1, "norm": "none", "act": "none"}},
+                     "flatten"]}
+    model = netspec.build(spec).eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        pooled = model.head[0](model.stem(x))
+        assert pooled.shape == (2, 8, 1, 1)
+        assert torch.allclose(pooled.flatten(1), model.stem(x).mean((2, 3)), atol=1e-6)
+        assert model(x).shape == (2, 5)
+    assert netspec.analyze(spec).params == sum(p.numel() for p in model.parameters())
+    with pytest.raises(SpecError, match=r"head\[0\]\.pool\.flatten: flatten applies to global"):
+        netspec.analyze({**spec, "head": [{"pool": {"type": "max", "flatten": False}}]})
