@@ -65,3 +65,27 @@ def test_global_pool_with_flatten_false_keeps_a_1x1_map_for_a_conv_head():
     assert netspec.analyze(spec).params == sum(p.numel() for p in model.parameters())
     with pytest.raises(SpecError, match=r"head\[0\]\.pool\.flatten: flatten applies to global"):
         netspec.analyze({**spec, "head": [{"pool": {"type": "max", "flatten": False}}]})
+
+
+CONVNEXT_BLOCK = {
+    "input": {"channels": 8, "size": 7}, "defaults": {"norm": "ln", "act": "gelu"},
+    "stages": [{"residual": {"layer_scale": 1e-6, "body": [
+        {"conv": {"c": 8, "k": 7, "groups": 8, "norm": "none", "act": "none", "bias": True}},
+        {"norm": "ln"},
+        {"conv": {"c": 32, "k": 1, "norm": "none", "act": "gelu", "bias": True}},
+        {"conv": {"c": 8, "k": 1, "norm": "none", "act": "none", "bias": True}}]}}]}
+
+
+def test_layer_scale_is_a_learnable_per_channel_parameter_as_in_convnext():
+    from parity import assert_logits_match, randomize
+    from torchvision.models.convnext import CNBlock
+    model = netspec.build(CONVNEXT_BLOCK)
+    scale = model.stages[0].layer_scale
+    assert scale.requires_grad and scale.shape == (8, 1, 1) and torch.all(scale == 1e-6)
+    assert netspec.analyze(CONVNEXT_BLOCK).params == sum(p.numel() for p in model.parameters())
+    ref = randomize(CNBlock(8, layer_scale=1e-6, stochastic_depth_prob=0.0)).eval()
+    netspec.port_weights(model, ref)
+    assert torch.equal(model.stages[0].layer_scale, ref.layer_scale)
+    x = torch.randn(2, 8, 7, 7)
+    with torch.no_grad():
+        assert_logits_match("CNBlock", model.eval()(x), ref(x))

@@ -116,7 +116,7 @@ class ResidualNode(Node):
         fresh = parts["body"].overwritable() or self.scale != 1.0
         return M.Residual(body, shortcut, act, self.drop_path, self.scale,
                           shortcut_first=self.shortcut_first, pre=pre, identity=self.identity,
-                          add_in_place=fresh)
+                          add_in_place=fresh, layer_scale=self.layer_scale)
 
     def overwritable(self) -> bool:
         return self.act == "none"
@@ -133,6 +133,8 @@ SHORTCUTS = ("auto", "identity", "projection", "optional", "pad", "none")
     "drop_path": Arg("any", 0.0, doc="stochastic depth probability, or 'auto' for the "
                                      "network's linear schedule"),
     "scale": Arg("float", 1.0, doc="multiplier of F(x) before the sum"),
+    "layer_scale": Arg("float", None, doc="a learnable per-channel multiplier of F(x) with this "
+                                          "initial value (ConvNeXt's, CaiT's layer scale)"),
     "shortcut_first": Arg("bool", False, doc="register the shortcut's layers before the body's "
                                              "(the weight order of e.g. timm's Xception)"),
     "pre": Arg("node", None, doc="layers before the split, e.g. a shared pre-activation: the "
@@ -169,6 +171,11 @@ def residual(a, feat: Feat, ctx) -> Node:
     node = ResidualNode("residual", feat, merge_rf([feat, body.out], bshape), a.loc,
                         children=[("body", body)], info=sc)
     node.act, node.scale, node.shortcut_module = act, a.scale, None
+    node.layer_scale = None
+    if a.layer_scale is not None:
+        node.layer_scale = (float(a.layer_scale), body.out.shape)
+        node.params += body.out.shape[0]
+        node.info += f" layer_scale={a.layer_scale:g}"
     node.shortcut_first = a.shortcut_first
     node.identity = sc == "identity"
     node.drop_path = _drop_path(a, ctx, node)

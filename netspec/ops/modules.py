@@ -114,6 +114,10 @@ class Branch(nn.Module):
 class Residual(nn.Module):
     """out = act(scale * drop_path(body(x)) + shortcut(x)).
 
+    ``layer_scale``: (initial value, body's output shape): a learnable per-channel multiplier of
+    body(x), this module's own parameter ``layer_scale`` ([C, 1, 1] on maps, [C] on vectors), so
+    that it leads the state_dict as torchvision's ConvNeXt block's does.
+
     With ``pre`` (a shared pre-activation): p = pre(x) feeds the body and a non-identity
     shortcut, while an identity shortcut carries x itself. ``add_in_place``: the body's output is
     a tensor nothing else needs (see Node.overwritable), so the shortcut is added into it, as
@@ -122,8 +126,14 @@ class Residual(nn.Module):
 
     def __init__(self, body: nn.Module, shortcut: nn.Module | None, act: nn.Module | None,
                  drop_path: float = 0.0, scale: float = 1.0, shortcut_first: bool = False,
-                 pre: nn.Module | None = None, identity: bool = False, add_in_place: bool = False):
+                 pre: nn.Module | None = None, identity: bool = False, add_in_place: bool = False,
+                 layer_scale: tuple[float, tuple] | None = None):
         super().__init__()
+        self.layer_scale = None
+        if layer_scale is not None:
+            value, shape = layer_scale
+            self.layer_scale = nn.Parameter(
+                torch.full((shape[0], *([1] * (len(shape) - 1))), float(value)))
         self.pre = pre                      # registered first when given (None: no module)
         self.identity = identity or shortcut is None
         if shortcut_first:      # registration order is state_dict order: a reference's layout
@@ -148,6 +158,8 @@ class Residual(nn.Module):
         fresh = self.add_in_place
         if self._drop and self.training:
             out, fresh = self.drop_path(out), True
+        if self.layer_scale is not None:
+            out, fresh = out * self.layer_scale, True
         if self.scale != 1.0:
             out = out * self.scale
         out = out.add_(skip) if fresh else out + skip
