@@ -89,3 +89,23 @@ def test_layer_scale_is_a_learnable_per_channel_parameter_as_in_convnext():
     x = torch.randn(2, 8, 7, 7)
     with torch.no_grad():
         assert_logits_match("CNBlock", model.eval()(x), ref(x))
+
+
+def test_a_mul_branch_gates_a_map_by_another_paths_per_channel_weights():
+    gate = [{"pool": {"type": "global_avg", "flatten": False}},
+            {"conv": {"c": 2, "k": 1, "norm": "none", "act": "relu", "bias": True}},
+            {"conv": {"c": 8, "k": 1, "norm": "none", "act": "sigmoid", "bias": True}}]
+    spec = {"input": {"channels": 8, "size": 5}, "defaults": {"norm": "bn", "act": "relu"},
+            "stages": [{"branch": {"merge": "mul", "paths": ["identity", gate]}}]}
+    model = netspec.build(spec).eval()
+    x = torch.randn(2, 8, 5, 5)
+    g = model.stages[0].paths[1]
+    with torch.no_grad():
+        w = g[2](g[1](x.mean((2, 3), keepdim=True)))        # each conv with its act
+        assert w.shape == (2, 8, 1, 1) and 0 < float(w.min()) and float(w.max()) < 1
+        assert torch.allclose(model(x), x * w, atol=1e-6)
+    assert netspec.analyze(spec).output_shape == (8, 5, 5)
+    bad = {**spec, "stages": [{"branch": {"merge": "mul", "paths": [
+        "identity", [{"conv": {"c": 4, "k": 1}}]]}}]}
+    with pytest.raises(SpecError, match="do not broadcast: 8x5x5, 4x5x5"):
+        netspec.analyze(bad)

@@ -32,6 +32,18 @@ def sequence(children: list[tuple[str, Node]], feat: Feat, loc, kind: str = "seq
     return SeqNode(kind, feat, out, loc, children=list(children))
 
 
+def _broadcast(a, shapes: list[tuple]) -> tuple:
+    """The shape of the product of the paths' outputs: each dimension equal, or 1 in some."""
+    dims = {len(s) for s in shapes}
+    out = tuple(max(s[i] for s in shapes) for i in range(len(shapes[0]))) if len(dims) == 1 \
+        else None
+    if out is None or any(s[i] not in (1, out[i]) for s in shapes for i in range(len(out))):
+        desc = ", ".join("x".join(map(str, s)) for s in shapes)
+        raise a.loc.error(f"branch cannot multiply outputs whose shapes do not broadcast: {desc} "
+                          f"(each dimension equal, or 1: a {shapes[0][0]}x1x1 gate times a map)")
+    return out
+
+
 class BranchNode(Node):
     def build(self) -> nn.Module:
         return M.Branch([c.build() for _, c in self.children], self.merge, self.split)
@@ -42,12 +54,15 @@ class BranchNode(Node):
 
 @op("branch", {
     "paths": Arg("nodes", REQUIRED, doc="the parallel paths, each a layer or a list of layers"),
-    "merge": Arg("str", "concat", choices=("concat", "add")),
+    "merge": Arg("str", "concat", choices=("concat", "add", "mul"),
+                 doc="concat (channels), add (same shapes) or mul (shapes that broadcast: a "
+                     "Cx1x1 gate times a CxHxW map)"),
     "split": Arg("bool", False, doc="give each path an equal slice of the input channels "
                                     "instead of all of them (ShuffleNetV2)"),
 }, scalar="paths", fresh=True)
 def branch(a, feat: Feat, ctx) -> Node:
-    """Parallel paths on the same input, merged by channel concatenation or by sum."""
+    """Parallel paths on the same input, merged by channel concatenation, by sum, or by product
+    (gating: one path's map times another's per-channel weights)."""
     paths = a.paths
     if not isinstance(paths, list) or len(paths) < 1:
         raise a.at("paths").error("branch needs a list of paths")
@@ -66,6 +81,8 @@ def branch(a, feat: Feat, ctx) -> Node:
             desc = ", ".join("x".join(map(str, s)) for s in shapes)
             raise a.loc.error(f"branch cannot concatenate maps of different sizes: {desc}")
         out = (sum(s[0] for s in shapes), *shapes[0][1:])
+    elif a.merge == "mul":
+        out = _broadcast(a, shapes)
     else:
         if len(set(shapes)) > 1:
             desc = ", ".join("x".join(map(str, s)) for s in shapes)

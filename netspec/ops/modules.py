@@ -91,7 +91,8 @@ class PadShortcut(nn.Module):
 
 
 class Branch(nn.Module):
-    """Parallel paths on the same input (or on equal channel slices of it), merged by concat or sum."""
+    """Parallel paths on the same input (or on equal channel slices of it), merged by concat, sum
+    or product."""
 
     def __init__(self, paths: list[nn.Module], merge: str, split: int = 0):
         super().__init__()
@@ -107,7 +108,7 @@ class Branch(nn.Module):
             return torch.cat(outs, 1)
         out = outs[0]
         for o in outs[1:]:
-            out = out + o
+            out = out * o if self.merge == "mul" else out + o
         return out
 
 
