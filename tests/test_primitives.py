@@ -109,3 +109,23 @@ def test_a_mul_branch_gates_a_map_by_another_paths_per_channel_weights():
         "identity", [{"conv": {"c": 4, "k": 1}}]]}}]}
     with pytest.raises(SpecError, match="do not broadcast: 8x5x5, 4x5x5"):
         netspec.analyze(bad)
+
+
+@pytest.mark.parametrize("args, size", [({"scale": 2}, (10, 10)), ({"size": [7, 9]}, (7, 9)),
+                                        ({"scale": 2, "mode": "bilinear"}, (10, 10))])
+def test_upsample_resizes_a_map_as_torch_does(args, size):
+    spec = {"input": {"channels": 3, "size": 5}, "stages": [{"upsample": args}]}
+    model = netspec.build(spec).eval()
+    x = torch.randn(2, 3, 5, 5)
+    mode = args.get("mode", "nearest")
+    want = nn.functional.interpolate(x, size=size, mode=mode,
+                                     align_corners=False if mode == "bilinear" else None)
+    with torch.no_grad():
+        assert torch.allclose(model(x), want, atol=1e-6)
+    assert netspec.analyze(spec).output_shape == (3, *size)
+
+
+def test_upsample_needs_one_of_scale_and_size():
+    spec = {"input": {"channels": 3, "size": 5}, "stages": [{"upsample": {"mode": "nearest"}}]}
+    with pytest.raises(SpecError, match="upsample takes scale .* or size"):
+        netspec.analyze(spec)
