@@ -129,3 +129,24 @@ def test_upsample_needs_one_of_scale_and_size():
     spec = {"input": {"channels": 3, "size": 5}, "stages": [{"upsample": {"mode": "nearest"}}]}
     with pytest.raises(SpecError, match="upsample takes scale .* or size"):
         netspec.analyze(spec)
+
+
+@pytest.mark.parametrize("radix, groups", [(2, 1), (2, 2), (4, 1), (1, 1)])
+def test_radix_softmax_is_timms_split_attention_softmax(radix, groups):
+    from timm.layers.split_attn import RadixSoftmax
+    c = 8 * radix * groups
+    spec = {"input": {"channels": c, "size": 1},
+            "stages": [{"radix_softmax": {"radix": radix, "groups": groups}}]}
+    model = netspec.build(spec).eval()
+    x = torch.randn(3, c, 1, 1) * 3
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == x.shape
+        want = RadixSoftmax(radix, groups)(x).flatten(1)
+        assert torch.allclose(out.flatten(1), want, atol=1e-6)
+    if radix > 1:        # the splits of each channel sum to 1
+        splits = out.reshape(3, radix, groups, -1).sum(1)     # laid out split-major, as timm
+        assert torch.allclose(splits, torch.ones_like(splits), atol=1e-5)
+    if radix * groups > 1:
+        with pytest.raises(SpecError, match="channels divisible by"):
+            netspec.analyze({**spec, "input": {"channels": c + 1, "size": 1}})

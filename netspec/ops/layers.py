@@ -1,4 +1,5 @@
-"""Primitives: conv, pool, linear, norm, act, dropout, lrn, flatten, upsample, se, shuffle, identity.
+"""Primitives: conv, pool, linear, norm, act, dropout, lrn, flatten, upsample, radix_softmax, se,
+shuffle, identity.
 
 Each op's ``resolve`` checks its input, computes the output shape, parameters and MACs
 (multiply-accumulates of conv and linear layers, the convention of the papers and of
@@ -357,6 +358,20 @@ def upsample(a, feat: Feat, ctx) -> Node:
     kw.update({"scale_factor": float(a.scale)} if a.scale is not None else {"size": out})
     return _leaf("upsample", a, feat, Feat((feat.channels, *out), feat.rf, jump),
                  lambda: nn.Upsample(**kw), info=f"{a.mode} {out[0]}x{out[1]}")
+
+
+@op("radix_softmax", {
+    "radix": Arg("int", 2, doc="splits whose weights sum to 1 per channel"),
+    "groups": Arg("int", 1, doc="channel groups (cardinality), each with its own splits"),
+}, scalar="radix")
+def radix_softmax(a, feat: Feat, ctx) -> Node:
+    """Softmax across the radix splits of the channels (ResNeSt, SKNet); sigmoid at radix 1."""
+    c = feat.channels
+    if a.radix < 1 or a.groups < 1 or c % (a.radix * a.groups):
+        raise a.loc.error(f"radix_softmax with radix {a.radix} and {a.groups} groups needs "
+                          f"channels divisible by {a.radix * a.groups}, got {c}")
+    return _leaf("radix_softmax", a, feat, feat, lambda: M.RadixSoftmax(a.radix, a.groups),
+                 info=f"radix {a.radix} groups {a.groups}")
 
 
 @op("identity", {})

@@ -217,3 +217,23 @@ class Network(nn.Sequential):
             # (logits, [(weight, aux_logits), ...]) as GoogLeNet/Inception train with them
             return out, [(m.weight, m.output) for m in self.aux_heads]
         return out
+
+
+class RadixSoftmax(nn.Module):
+    """Softmax across the ``radix`` splits of each of ``groups`` channel groups (ResNeSt's split
+    attention: the weights of the splits sum to 1 per channel); a sigmoid when radix is 1.
+    The input's shape is kept (timm's flattens)."""
+
+    def __init__(self, radix: int, groups: int):
+        super().__init__()
+        self.radix, self.groups = radix, groups
+
+    def forward(self, x):
+        if self.radix == 1:
+            return torch.sigmoid(x)
+        n = x.size(0)
+        y = x.reshape(n, self.groups, self.radix, -1).transpose(1, 2).softmax(1)
+        return y.reshape(x.shape)
+
+    def extra_repr(self):
+        return f"radix={self.radix}, groups={self.groups}"
