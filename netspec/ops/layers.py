@@ -1,5 +1,4 @@
-"""Primitives: conv, pool, linear, norm, act, dropout, lrn, flatten, upsample, radix_softmax, se,
-shuffle, identity.
+"""Primitives: conv, pool, linear, norm, act, dropout, lrn, flatten, se, shuffle, identity.
 
 Each op's ``resolve`` checks its input, computes the output shape, parameters and MACs
 (multiply-accumulates of conv and linear layers, the convention of the papers and of
@@ -17,7 +16,7 @@ from .base import REQUIRED, Arg, Feat, Node, op, pair, window_out
 from .norms import NORM_NAMES, NORMS, norm_module
 
 
-def _need_map(a, feat: Feat, what: str):
+def need_map(a, feat: Feat, what: str):
     if feat.spatial is None:
         raise a.loc.error(f"{what} needs a CxHxW feature map but gets a flat vector of "
                           f"{feat.shape[0]} features")
@@ -100,7 +99,7 @@ class ConvNode(Node):
 }, channels=("c",), fresh=True)
 def conv(a, feat: Feat, ctx) -> Node:
     """Convolution with its norm and activation."""
-    _need_map(a, feat, "conv")
+    need_map(a, feat, "conv")
     cin = feat.channels
     cout = cin if a.c is None else a.c
     groups = cin if a.dw else a.groups
@@ -179,7 +178,7 @@ class PoolNode(Node):
 def pool(a, feat: Feat, ctx) -> Node:
     """Max, average, global or adaptive pooling. ``global_*`` flattens to a vector unless
     ``flatten: false`` (a 1x1 map)."""
-    _need_map(a, feat, "pool")
+    need_map(a, feat, "pool")
     c = feat.channels
     cfg = dict(type=a.type)
     if a.flatten is not None and not a.type.startswith("global"):
@@ -268,7 +267,7 @@ class ModuleNode(Node):
         return self.fresh_output
 
 
-def _leaf(kind, a, feat, out, factory, params=0, info="", overwritable=False):
+def leaf_node(kind, a, feat, out, factory, params=0, info="", overwritable=False):
     node = ModuleNode(kind, feat, out, a.loc, params=params, info=info)
     node.factory = factory
     node.fresh_output = overwritable
@@ -281,13 +280,13 @@ def norm(a, feat: Feat, ctx) -> Node:
     kind = ctx.default("norm") if a.type is None else a.type
     c = feat.channels
     if kind == "none":
-        node = _leaf("norm", a, feat, feat, nn.Identity)
+        node = leaf_node("norm", a, feat, feat, nn.Identity)
         node.fresh = False                 # it passes its input on: no activation in place after it
         return node
     check_norm(a, ctx, kind, c)
     kw = ctx.norm_kw(kind)
     dims = 2 if feat.spatial else 1
-    return _leaf("norm", a, feat, feat, lambda: norm_module(kind, c, dims, kw), norm_params(kind, c),
+    return leaf_node("norm", a, feat, feat, lambda: norm_module(kind, c, dims, kw), norm_params(kind, c),
                  kind, overwritable=True)
 
 
@@ -296,8 +295,8 @@ def act(a, feat: Feat, ctx) -> Node:
     """A standalone activation."""
     kind = ctx.default("act") if a.type is None else a.type
     if kind == "none":
-        return _leaf("act", a, feat, feat, nn.Identity)
-    node = _leaf("act", a, feat, feat, None, info=kind)
+        return leaf_node("act", a, feat, feat, nn.Identity)
+    node = leaf_node("act", a, feat, feat, None, info=kind)
     node.factory = lambda: activation(kind, inplace=getattr(node, "inplace", False))
     return node
 
@@ -306,7 +305,7 @@ def act(a, feat: Feat, ctx) -> Node:
 def dropout(a, feat: Feat, ctx) -> Node:
     if not 0.0 <= a.p < 1.0:
         raise a.at("p").error(f"dropout probability must be in [0, 1), got {a.p}")
-    return _leaf("dropout", a, feat, feat, lambda: nn.Dropout(a.p), info=f"p={a.p}")
+    return leaf_node("dropout", a, feat, feat, lambda: nn.Dropout(a.p), info=f"p={a.p}")
 
 
 @op("lrn", {"size": Arg("int", 5), "alpha": Arg("float", 1e-4), "beta": Arg("float", 0.75),
@@ -316,11 +315,11 @@ def dropout(a, feat: Feat, ctx) -> Node:
                                 "Caffe); sum: k + alpha * their sum (Krizhevsky et al. 2012)")})
 def lrn(a, feat: Feat, ctx) -> Node:
     """Local response normalization (AlexNet)."""
-    _need_map(a, feat, "lrn")
+    need_map(a, feat, "lrn")
     if a.size < 1:
         raise a.at("size").error(f"lrn size must be at least 1, got {a.size}")
     alpha = a.alpha * a.size if a.alpha_of == "sum" else a.alpha
-    return _leaf("lrn", a, feat, feat,
+    return leaf_node("lrn", a, feat, feat,
                  lambda: nn.LocalResponseNorm(a.size, alpha, a.beta, a.k), info=f"n={a.size}")
 
 
@@ -329,54 +328,12 @@ def flatten(a, feat: Feat, ctx) -> Node:
     n = 1
     for s in feat.shape:
         n *= s
-    return _leaf("flatten", a, feat, feat.with_shape((n,)), lambda: nn.Flatten(1))
-
-
-@op("upsample", {
-    "scale": Arg("float", None, doc="factor of the map's height and width"),
-    "size": Arg("pair", None, doc="the output's height and width (instead of scale)"),
-    "mode": Arg("str", "nearest", choices=("nearest", "bilinear")),
-    "align_corners": Arg("bool", False, doc="bilinear: align the corner pixels"),
-}, scalar="scale")
-def upsample(a, feat: Feat, ctx) -> Node:
-    """Nearest or bilinear resizing of a map (decoders, feature pyramids): by ``scale`` or to
-    ``size``."""
-    _need_map(a, feat, "upsample")
-    if (a.scale is None) == (a.size is None):
-        raise a.loc.error("upsample takes scale (a factor) or size (height and width), one of them")
-    h, w = feat.spatial
-    if a.scale is not None:
-        if a.scale <= 0:
-            raise a.at("scale").error(f"upsample scale must be > 0, got {a.scale}")
-        out = (int(h * a.scale), int(w * a.scale))
-    else:
-        out = pair(a.size)
-    if min(out) < 1:
-        raise a.loc.error(f"upsample makes the {h}x{w} map {out[0]}x{out[1]}")
-    jump = tuple(max(1, round(feat.jump[i] * (h, w)[i] / out[i])) for i in range(2))
-    kw = {"mode": a.mode, "align_corners": a.align_corners if a.mode == "bilinear" else None}
-    kw.update({"scale_factor": float(a.scale)} if a.scale is not None else {"size": out})
-    return _leaf("upsample", a, feat, Feat((feat.channels, *out), feat.rf, jump),
-                 lambda: nn.Upsample(**kw), info=f"{a.mode} {out[0]}x{out[1]}")
-
-
-@op("radix_softmax", {
-    "radix": Arg("int", 2, doc="splits whose weights sum to 1 per channel"),
-    "groups": Arg("int", 1, doc="channel groups (cardinality), each with its own splits"),
-}, scalar="radix")
-def radix_softmax(a, feat: Feat, ctx) -> Node:
-    """Softmax across the radix splits of the channels (ResNeSt, SKNet); sigmoid at radix 1."""
-    c = feat.channels
-    if a.radix < 1 or a.groups < 1 or c % (a.radix * a.groups):
-        raise a.loc.error(f"radix_softmax with radix {a.radix} and {a.groups} groups needs "
-                          f"channels divisible by {a.radix * a.groups}, got {c}")
-    return _leaf("radix_softmax", a, feat, feat, lambda: M.RadixSoftmax(a.radix, a.groups),
-                 info=f"radix {a.radix} groups {a.groups}")
+    return leaf_node("flatten", a, feat, feat.with_shape((n,)), lambda: nn.Flatten(1))
 
 
 @op("identity", {})
 def identity(a, feat: Feat, ctx) -> Node:
-    return _leaf("identity", a, feat, feat, nn.Identity)
+    return leaf_node("identity", a, feat, feat, nn.Identity)
 
 
 @op("se", {
@@ -387,13 +344,13 @@ def identity(a, feat: Feat, ctx) -> Node:
 })
 def se(a, feat: Feat, ctx) -> Node:
     """Squeeze-and-excitation with 1x1 convs (with bias) as its two FC layers."""
-    _need_map(a, feat, "se")
+    need_map(a, feat, "se")
     c = feat.channels
     sq = a.c if a.c is not None else max(1, int(c * a.ratio))
     if sq < 1:
         raise a.at("c").error(f"se needs at least 1 squeeze channel, got {sq}")
     act_kind = _act_kind(a, ctx)
-    node = _leaf("se", a, feat, feat, lambda: M.SqueezeExcite(c, sq, act_kind, a.gate),
+    node = leaf_node("se", a, feat, feat, lambda: M.SqueezeExcite(c, sq, act_kind, a.gate),
                  params=2 * c * sq + sq + c, info=f"{c}->{sq}->{c}", overwritable=True)
     node.macs = node.weights = 2 * c * sq
     return node
@@ -402,8 +359,8 @@ def se(a, feat: Feat, ctx) -> Node:
 @op("shuffle", {"groups": Arg("int", REQUIRED)}, scalar="groups")
 def shuffle(a, feat: Feat, ctx) -> Node:
     """ShuffleNet channel shuffle."""
-    _need_map(a, feat, "shuffle")
+    need_map(a, feat, "shuffle")
     if a.groups < 1 or feat.channels % a.groups:
         raise a.at("groups").error(f"shuffle groups={a.groups} must divide the "
                                    f"{feat.channels} channels")
-    return _leaf("shuffle", a, feat, feat, lambda: M.ChannelShuffle(a.groups), info=f"g{a.groups}")
+    return leaf_node("shuffle", a, feat, feat, lambda: M.ChannelShuffle(a.groups), info=f"g{a.groups}")
