@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
+from ..lang.loader import parsed_as
 from ..lang.source import Loc, Map, Seq, load_file
 from ..ops.base import OPS, REQUIRED, Arg, Op
 
@@ -36,6 +37,11 @@ def parse_block(name: str, raw, loc: Loc) -> BlockDef:
     if not isinstance(raw, dict):
         raise loc.error(f"block '{name}' must be a mapping with 'args' and a body")
     unknown_body = [k for k in raw if k not in META_KEYS]
+    for k in unknown_body:              # a misspelt key (arg: for args:) is no body
+        hint = did_you_mean(str(k), (*META_KEYS, "body"))
+        if k != "body" and hint and k not in OPS and k not in PYTHON_BLOCKS:
+            raise loc.key(raw, k).error(f"block '{name}' has an unknown key '{k}'{hint}; a block "
+                                        f"is its args, channels, doc and one body")
     if "body" in raw:
         extra = [k for k in unknown_body if k != "body"]
         if extra:
@@ -116,6 +122,12 @@ def included_blocks(spec: Map) -> dict[str, BlockDef]:
             line = raw.line_of(i) if hasattr(raw, "line_of") else spec.line_of("include")
             raise SpecError(f"no such block library: {item}", file=spec.file_of("include"),
                             line=line, path=f"include[{i}]")
+        lib = load_file(path)
+        if not isinstance(lib, Map):
+            line = raw.line_of(i) if hasattr(raw, "line_of") else spec.line_of("include")
+            raise SpecError(f"include '{item}' is not a block library: {path} holds "
+                            f"{parsed_as(lib)}, not a mapping of block name to definition",
+                            file=spec.file_of("include"), line=line, path=f"include[{i}]")
         blocks.update(load_library(path))
     return blocks
 

@@ -57,13 +57,44 @@ _IN = re.compile(r"\bin\b")
 _IN_NAME = "in_"  # `in` (the input channels) is a Python keyword: it is parsed under this name
 
 
+MAX_SHOWN = 80     # an error message shows at most this much of an expression
+
+
+def clip(text, limit: int = MAX_SHOWN) -> str:
+    """An expression as an error message echoes it: cut to ``limit`` characters with '...'."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _parse(text: str) -> ast.expr:
     try:
         return ast.parse(_IN.sub(_IN_NAME, text.strip()), mode="eval").body
     except SyntaxError as e:
-        raise ExprError(f"cannot parse expression '{text}': {e.msg}") from None
+        refused = _refused_python(text)
+        if refused:
+            raise ExprError(f"in expression '{clip(text)}': {refused}") from None
+        raise ExprError(f"cannot parse expression '{clip(text)}': {e.msg}") from None
     except (ValueError, RecursionError, MemoryError):   # a NUL byte; absurd nesting
-        raise ExprError(f"cannot parse expression '{text[:40]}'") from None
+        raise ExprError(f"cannot parse expression '{clip(text)}'") from None
+
+
+def _refused_python(text: str) -> str:
+    """Why ``text`` is refused when it is Python that reads ``in`` as a keyword (a comprehension
+    ``[x for x in ...]``, a membership test ``a in b``) and so does not parse with ``in`` as a
+    name; '' when it is not such Python."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ""
+    nodes = list(ast.walk(tree))
+    for node in nodes:
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return f"{_REFUSED[type(node).__name__]} is not allowed ({_ONLY})"
+    for node in nodes:
+        if isinstance(node, (ast.In, ast.NotIn)):
+            return (f"a membership test ('{'in' if isinstance(node, ast.In) else 'not in'}') "
+                    f"is not allowed; 'in' alone is the input channels ({_ONLY})")
+    return ""
 
 
 def names_in(text: str) -> set[str]:
@@ -90,16 +121,21 @@ def evaluate(text: str, scope: Mapping[str, object]):
     try:
         return _Eval(text, scope).visit(tree)
     except RecursionError:
-        raise ExprError(f"expression '{text[:40]}...' is nested too deeply") from None
+        raise ExprError(f"expression '{clip(text)}' is nested too deeply") from None
 
 
 # what the user wrote, for the forms the language refuses
 _REFUSED = {"Attribute": "attribute access", "Lambda": "lambda", "NamedExpr": "':='",
-            "ListComp": "a comprehension", "SetComp": "a comprehension",
-            "DictComp": "a comprehension", "GeneratorExp": "a comprehension",
+            "ListComp": "a list comprehension ('[... for ... in ...]')",
+            "SetComp": "a set comprehension ('{... for ... in ...}')",
+            "DictComp": "a dict comprehension ('{...: ... for ... in ...}')",
+            "GeneratorExp": "a generator expression ('(... for ... in ...)')",
             "JoinedStr": "an f-string", "Starred": "'*' unpacking", "List": "a list literal",
             "Tuple": "a tuple", "Dict": "a mapping literal", "Set": "a set literal",
             "Await": "await", "Yield": "yield", "YieldFrom": "yield"}
+
+
+_ONLY = f"only arithmetic, comparisons, conditions and the functions {', '.join(FUNCTIONS)}"
 
 
 class _Eval:
@@ -107,7 +143,7 @@ class _Eval:
         self.text, self.scope = text, scope
 
     def fail(self, why: str):
-        raise ExprError(f"in expression '{self.text}': {why}")
+        raise ExprError(f"in expression '{clip(self.text)}': {why}")
 
     def visit(self, node: ast.AST):
         method = getattr(self, "visit_" + type(node).__name__, None)
@@ -115,13 +151,12 @@ class _Eval:
             what = _REFUSED.get(type(node).__name__, f"'{type(node).__name__}'")
             if isinstance(node, ast.Attribute):
                 what = f"attribute access ('.{node.attr}')"
-            self.fail(f"{what} is not allowed (only arithmetic, comparisons, "
-                      f"conditions and the functions {', '.join(FUNCTIONS)})")
+            self.fail(f"{what} is not allowed ({_ONLY})")
         return method(node)
 
     def visit_Constant(self, node: ast.Constant):
         if not isinstance(node.value, (int, float, str, bool)) or node.value is None:
-            self.fail(f"literal {node.value!r} is not allowed")
+            self.fail(f"literal {clip(repr(node.value), 40)} is not allowed")
         return node.value
 
     def visit_Name(self, node: ast.Name):
@@ -180,7 +215,7 @@ class _Eval:
             try:
                 holds = fn(left, right)
             except TypeError:
-                self.fail(f"cannot compare {left!r} with {right!r}")
+                self.fail(f"cannot compare {clip(repr(left), 40)} with {clip(repr(right), 40)}")
             if not holds:
                 return False
             left = right
@@ -196,13 +231,13 @@ class _Eval:
             self.fail("slices are not allowed; look up one entry: table[key]")
         key = self.visit(node.slice)
         if not isinstance(key, (int, float, str)):
-            self.fail(f"a table key must be a number or a name, got {key!r}")
+            self.fail(f"a table key must be a number or a name, got {clip(repr(key), 40)}")
         if isinstance(table, dict):
             if key not in table and isinstance(key, float) and key.is_integer():
                 key = int(key)
             if key not in table:
                 keys = ", ".join(map(str, table))
-                self.fail(f"no entry {key!r} in the table (its keys: {keys})")
+                self.fail(f"no entry {clip(repr(key), 40)} in the table (its keys: {clip(keys)})")
             return table[key]
         if isinstance(table, (list, tuple)):
             if isinstance(key, float) and key.is_integer():
@@ -210,7 +245,7 @@ class _Eval:
             if isinstance(key, (bool, str, float)) or not -len(table) <= key < len(table):
                 self.fail(f"index {key!r} is out of range (the list has {len(table)} entries)")
             return table[key]
-        self.fail(f"{table!r} is not a table; only lists and mappings can be indexed")
+        self.fail(f"{clip(repr(table), 40)} is not a table; only lists and mappings can be indexed")
 
     def visit_Call(self, node: ast.Call):
         if isinstance(node.func, ast.Attribute):
@@ -236,4 +271,4 @@ class _Eval:
     def _numbers(self, *values):
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                self.fail(f"{v!r} is not a number")
+                self.fail(f"{clip(repr(v), 40)} is not a number")

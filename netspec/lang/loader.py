@@ -54,8 +54,11 @@ def load_spec(spec, overrides=()) -> Map:
         raw = load_file(path)
         origin = path
         if not isinstance(raw, Map):
-            raise SpecError("a spec must be a mapping (input, stem, stages, head, ...)",
-                            file=str(path), line=getattr(raw, "line", 1))
+            raise SpecError(f"a spec must be a mapping (input, stem, stages, head, ...), but the "
+                            f"file holds {parsed_as(raw)}", file=str(path), line=getattr(raw, "line", 1))
+        if not raw:
+            raise SpecError("empty spec (no stem, stages or head): write its layers, or "
+                            "'base: NAME' to start from another spec", file=str(path))
         raw.setdefault("name", path.stem)
     raw = _merge_base(raw, origin, seen=())
     apply_overrides(raw, overrides)
@@ -76,10 +79,28 @@ def _merge_base(raw: Map, origin: Path | None, seen: tuple) -> Map:
     if str(path.resolve()) in seen:
         raise SpecError(f"base '{base}' inherits from itself", file=raw.file,
                         line=raw.line_of("base"), path="base")
-    parent = _merge_base(load_file(path), path, seen + (str(path.resolve()),))
+    parent = load_file(path)
+    if not isinstance(parent, Map) or not parent:
+        what = "is empty" if isinstance(parent, Map) else \
+            f"holds {parsed_as(parent)}, not a mapping (input, stem, stages, head, ...)"
+        raise SpecError(f"base '{base}' is not a spec: {path} {what}", file=raw.file,
+                        line=raw.line_of("base"), path="base")
+    parent = _merge_base(parent, path, seen + (str(path.resolve()),))
     merged = deep_merge(parent, raw)
     del merged["base"]
     return merged
+
+
+def parsed_as(value) -> str:
+    """What a YAML file that is not a mapping parsed to, for an error message."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, str):
+        text = " ".join(value.split())
+        return f"plain text ({text[:40]!r}{'...' if len(text) > 40 else ''})"
+    if value is None:
+        return "nothing"
+    return f"a single value ({str(value)[:40]})"
 
 
 def deep_merge(base: Map, top: Map) -> Map:
@@ -135,6 +156,9 @@ def apply_overrides(spec: Map, overrides) -> None:
                                     file=where, path=key)
                 nxt = Map(file=where)
                 node[part] = nxt
+                if isinstance(node, Map):      # a section the override made: it is the place
+                    node.lines[part] = None
+                    node.files[part] = where
             if not isinstance(nxt, (dict, list)):
                 raise SpecError(f"'{'.'.join(map(str, parts[:i + 1]))}' is a value, not a section; "
                                 f"it cannot take '{parts[i + 1]}'", file=where, path=key)

@@ -19,7 +19,7 @@ from ..ops.combinators import sequence
 from ..ops.norms import NORM_NAMES, SETTINGS
 from .resolve import Ctx
 from .source import Loc, Map, Seq
-from .values import Values, short
+from .values import MAX_CHANNELS, Values, short
 
 TOP_KEYS = ("name", "paper", "doc", "reference", "base", "include", "input", "num_classes",
             "scale", "defaults", "vars", "drop_path", "stem", "stages", "head", "blocks")
@@ -164,10 +164,20 @@ def _read_input(spec: Map, root: Loc, probe: Values, resolution: float):
     inp, iloc = section(spec, "input", INPUT_KEYS, root)
     channels = probe.number("channels", "int", inp.get("channels", 3), iloc.key(inp, "channels"))
     size = pair(probe.typed("size", Arg("pair"), inp.get("size", 224), iloc.key(inp, "size")))
+    written = size
     size = tuple(int(round(s * resolution)) for s in size)
-    if channels < 1 or min(size) < 1:
-        raise iloc.error(f"input must have at least 1 channel and 1x1 pixels, got "
-                         f"{channels}x{size[0]}x{size[1]}")
+    if channels < 1 or channels > MAX_CHANNELS:     # blame the key (it may come from an override)
+        raise iloc.key(inp, "channels").error(
+            f"input must have 1 to {MAX_CHANNELS:,} channels, got {channels:,}")
+    if min(size) < 1:
+        loc, scaled = iloc.key(inp, "size"), ""
+        if resolution != 1 and min(written) >= 1:     # the resolution multiplier made it vanish
+            scale, sloc = section(spec, "scale", SCALE_KEYS, root)
+            loc = sloc.key(scale, "resolution" if "resolution" in scale or "phi" not in scale
+                           else "phi")
+            scaled = f" (size {'x'.join(map(str, written))} times resolution {resolution:g})"
+        raise loc.error(f"input must have at least 1x1 pixels, got "
+                        f"{channels}x{size[0]}x{size[1]}{scaled}")
     return channels, size
 
 

@@ -21,7 +21,7 @@ from ..ops.norms import NORMS
 from .choices import is_choice
 from .expr import make_divisible
 from .source import Loc
-from .values import Values
+from .values import MAX_CHANNELS, MAX_LAYER_PARAMS, Values, short
 
 NODE_KEYS = ("n", "if", "name", "width")
 MAX_REPEATS, MAX_LAYERS = 10_000, 20_000     # resnet1202 resolves 2403 layers
@@ -120,12 +120,15 @@ class Ctx(Values):
                 return self.resolve_or_none(self.choice(raw, loc), feat, loc)
             if len(raw) != 1:
                 keys = ", ".join(map(str, raw))
+                added = [k for k in raw if k in getattr(raw, "files", {})]
+                if added:                        # a key an override added: blame the override
+                    loc = loc.key(raw, added[-1])
                 raise loc.error(f"a layer is a mapping with exactly one name (conv, pool, a block, "
                                 f"...) but this one has {len(raw)} keys: {keys}; "
                                 f"put each layer in its own list item")
             (name, value), = raw.items()
             return self._call(str(name), value, feat, loc.key(raw, name))
-        raise loc.error(f"expected a layer (a name, a mapping or a list), got {raw!r}")
+        raise loc.error(f"expected a layer (a name, a mapping or a list), got {short(raw)}")
 
     def sequence(self, items: list, feat: Feat, loc: Loc, index_names: bool = False) -> Node:
         """The layers of a list in order; a single layer stands for itself unless indexed."""
@@ -258,7 +261,7 @@ class Ctx(Values):
         scalar = target.scalar
         if scalar is None:
             raise loc.error(f"{name} needs a mapping of arguments ({', '.join(declared)}), "
-                            f"got {value!r}")
+                            f"got {short(value)}")
         return {scalar: value}, {scalar: loc}
 
     def _invoke(self, name, target, kwargs, locs, feat: Feat, loc: Loc, channels, width) -> Node:
@@ -274,8 +277,11 @@ class Ctx(Values):
                 v = arg.default
             if key in channels and isinstance(v, int) and v is not None:
                 v = self._scale_width(v, width)
+            if key in target.channels:
+                _check_channels(key, v, locs.get(key, loc), key in channels and width != 1.0)
             values[key] = v
         node = target.resolve(Args(values, loc, locs), feat, self)
+        _check_size(name, node, loc)
         if node.fresh is None and node.kind == name:
             node.fresh = target.fresh
         return node
@@ -305,7 +311,8 @@ class Ctx(Values):
                 raise e2 from None
             if e.file == loc.file and e.line == loc.line:
                 raise
-            raise SpecError(f"in block '{block.name}' ({e.file}:{e.line} {e.path}): {e.reason}",
+            where = f"{e.file}:{e.line}" if e.line is not None else e.file
+            raise SpecError(f"in block '{block.name}' ({where} {e.path}): {e.reason}",
                             file=loc.file, line=loc.line, path=loc.path) from None
         finally:
             self.scope = saved
@@ -331,15 +338,35 @@ class Ctx(Values):
             if key in channels:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise locs.get(key, loc).error(f"'{key}' must be a number of channels, "
-                                                   f"got {v!r}")
+                                                   f"got {short(v)}")
                 v = self._scale_width(int(v), width) if float(v).is_integer() else v
+                _check_channels(key, v, locs.get(key, loc), width != 1.0)
             scope[key] = v
         return scope
 
 
+def _check_channels(key: str, v, loc: Loc, scaled: bool) -> None:
+    """A channel count torch could allocate, refused at its key before the op sees it."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > MAX_CHANNELS:
+        after = " (after width scaling)" if scaled else ""
+        raise loc.error(f"'{key}' is {v:,} channels{after}; at most {MAX_CHANNELS:,} "
+                        f"(torch cannot allocate a layer that wide)")
+
+
+def _check_size(name: str, node: Node, loc: Loc) -> None:
+    """An op's output and own weights within what torch can allocate (a concat of wide branches,
+    a linear layer of too many features, a conv between two very wide maps)."""
+    if len(node.out.shape) == 3 and node.out.shape[0] > MAX_CHANNELS:   # a flattened map is fine
+        raise loc.error(f"{name} gives {node.out.shape[0]:,} channels ({node.out.describe()}); "
+                        f"at most {MAX_CHANNELS:,} (torch cannot allocate a layer that wide)")
+    if node.params > MAX_LAYER_PARAMS:
+        raise loc.error(f"{name} has {node.params:,} parameters; at most {MAX_LAYER_PARAMS:,} in "
+                        f"one layer (torch cannot allocate them)")
+
+
 def _module_name(mname, loc: Loc) -> str:
     if not isinstance(mname, str) or not mname.isidentifier():
-        raise loc.error(f"a layer name must be an identifier, got {mname!r}")
+        raise loc.error(f"a layer name must be an identifier, got {short(mname)}")
     if mname.startswith("_") or mname in MODULE_ATTRS:
         raise loc.error(f"a layer cannot be named '{mname}': torch's nn.Module uses that name; "
                         f"choose another")

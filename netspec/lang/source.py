@@ -141,6 +141,20 @@ def _construct(node: yaml.Node, file: str, constructor: yaml.constructor.SafeCon
     return constructor.construct_object(node, deep=True)
 
 
+def _tab_at(text: str, mark) -> str:
+    """What to say when a YAML error is a tab character (YAML never indents with tabs), or ''."""
+    if mark is None:
+        return ""
+    lines = text.split("\n")
+    row = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    if not 0 <= mark.column < len(row) or row[mark.column] != "\t":
+        return ""
+    if not row[:mark.column].strip():
+        return (f"a tab character in the indentation (column {mark.column + 1}); "
+                f"YAML indents with spaces")
+    return f"a tab character at column {mark.column + 1}; YAML separates with spaces here"
+
+
 def parse_yaml(text: str, file: str = "<spec>"):
     """Parse YAML text into Map/Seq/scalars; a syntax error becomes a SpecError with its line."""
     try:
@@ -149,7 +163,10 @@ def parse_yaml(text: str, file: str = "<spec>"):
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         why = e.problem or e
-        if e.context and e.problem:
+        tab = _tab_at(text, e.problem_mark)
+        if tab:
+            why = tab
+        elif e.context and e.problem:
             cm = e.context_mark
             since = f" on line {cm.line + 1}" if cm and cm.line + 1 != line else ""
             why = f"{e.context}{since}, {e.problem}"
@@ -174,12 +191,15 @@ def parse_yaml(text: str, file: str = "<spec>"):
 
 @lru_cache(maxsize=256)
 def _load_cached(path: str, mtime: float):
+    data = Path(path).read_bytes()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SpecError(f"not a UTF-8 text file ({e.reason} at byte {e.start})",
-                        file=path) from None
-    return parse_yaml(text, file=path)
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(f"not a UTF-8 text file: byte 0x{data[e.start]:02x} at column {column} "
+                        f"({e.reason}); save the file as UTF-8", file=path, line=line) from None
+    return parse_yaml(text.replace("\r\n", "\n").replace("\r", "\n"), file=path)  # as read_text
 
 
 def load_file(path: str | Path):

@@ -11,10 +11,14 @@ from collections.abc import Callable
 
 from ..errors import did_you_mean
 from .choices import is_choice
-from .expr import ExprError, evaluate, is_expression, names_in
+from .expr import ExprError, clip, evaluate, is_expression, names_in
 from .source import Loc, Seq
 
 MAX_INT = 2**31 - 1        # no channel count, size or repeat comes near; torch can't build more
+# torch cannot allocate past these (the zoo's widest map has 4,032 channels, its largest layer
+# 102,764,544 parameters): the resolve pass refuses them at the key instead of `build` failing
+MAX_CHANNELS = 2**24
+MAX_LAYER_PARAMS = 2**32
 
 
 class Values:
@@ -61,7 +65,7 @@ class Values:
                 return raw
             if any(op in raw for op in "+-*/%()<>=") and names:
                 missing = sorted(n for n in names if n not in scope)
-                raise loc.error(f"in expression '{raw}': unknown name '{missing[0]}'"
+                raise loc.error(f"in expression '{clip(raw)}': unknown name '{missing[0]}'"
                                 f"{did_you_mean(missing[0], scope)}")
         if isinstance(raw, list) and not isinstance(raw, Seq):
             return [self.lenient(v, loc, scope) for v in raw]
@@ -83,7 +87,7 @@ class Values:
         if t == "pair":
             if isinstance(raw, list):
                 if len(raw) != 2:
-                    raise loc.error(f"'{name}' must be a number or a pair [h, w], got {raw!r}")
+                    raise loc.error(f"'{name}' must be a number or a pair [h, w], got {short(raw)}")
                 return tuple(self.number(name, "int", v, loc) for v in raw)
             return self.number(name, "int", raw, loc)
         return self.number(name, t, raw, loc)
@@ -100,9 +104,9 @@ class Values:
             # a name chosen by an expression: `merge: "'add' if s == 1 else 'concat'"`
             raw = self.eval(raw, loc)
         if not isinstance(raw, str):
-            raise loc.error(f"'{name}' must be a name, got {raw!r}")
+            raise loc.error(f"'{name}' must be a name, got {short(raw)}")
         if arg.choices and raw not in arg.choices:
-            raise loc.error(f"unknown {name} '{raw}'{did_you_mean(raw, arg.choices)}; "
+            raise loc.error(f"unknown {name} '{clip(raw)}'{did_you_mean(raw, arg.choices)}; "
                             f"use one of {', '.join(arg.choices)}")
         return raw
 
@@ -111,7 +115,7 @@ class Values:
         value = self.eval(raw, loc)
         if t == "bool":
             if not isinstance(value, bool):
-                raise loc.error(f"'{name}' must be true or false, got {value!r}")
+                raise loc.error(f"'{name}' must be true or false, got {short(value)}")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise loc.error(f"'{name}' must be a number, got {short(value)}")
@@ -122,7 +126,7 @@ class Values:
         if t == "int":
             if isinstance(value, float):
                 if not value.is_integer():
-                    shown = f" from '{raw}'" if isinstance(raw, str) else ""
+                    shown = f" from '{clip(raw)}'" if isinstance(raw, str) else ""
                     raise loc.error(f"'{name}' must be a whole number, got {value:g}{shown}; "
                                     f"use round(), ceil() or floor()")
                 value = int(value)
