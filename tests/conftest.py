@@ -21,3 +21,10 @@ def _restore_ctrl_c():
     yield
     import signal
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """The search tests' tiny spaces (tests/tiny_search.py) written into tmp_path."""
+    from tiny_search import write_spaces
+    return write_spaces(tmp_path)

@@ -10,26 +10,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import optuna
 import pytest
-from tiny_search import TINY, search
-
-from netspec.search.config import register_search_configs
+from tiny_search import search
 
 pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installed "
                     "(pip install 'netspec[dashboard]')")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _configs():
-    register_search_configs()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture
-def files(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    return tmp_path
 
 
 def _dashboard_command() -> str:

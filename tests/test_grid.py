@@ -7,7 +7,6 @@ import pytest
 from optuna.trial import TrialState
 from tiny_search import search, states
 
-from netspec.search.config import register_search_configs
 from netspec.search.grid import PICK, GridPointSampler
 
 # 4*2 * 4*2 * 4*2 * 2 * 9 = 9,216 points, every one valid
@@ -23,12 +22,6 @@ spec:
 train:
   optim.lr: {choice: [0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1]}
 """
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _configs():
-    register_search_configs()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @pytest.fixture

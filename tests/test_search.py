@@ -17,12 +17,11 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
-from tiny_search import BASE, NUMERIC, TINY, cfg_of, cli_env, search, states
+from tiny_search import BASE, TINY, cfg_of, cli_env, search, states
 
 import netspec
 from netspec.errors import ConfigError, SearchFailed, SpecError, StrategyError
 from netspec.search import objective
-from netspec.search.config import register_search_configs
 from netspec.search.latency import measure_latency
 from netspec.search.rl import KEY as RL_STATE
 from netspec.search.sampling import FixedTrial, Sampler
@@ -32,19 +31,6 @@ from netspec.search.trials import finished_trials
 from netspec.train.config import config_dir, register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-@pytest.fixture(scope="module", autouse=True)
-def _configs():
-    register_search_configs()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture
-def files(tmp_path):
-    for name, text in (("tiny", TINY), ("numeric", NUMERIC), ("base", BASE)):
-        (tmp_path / f"{name}.yaml").write_text(text)
-    return tmp_path
-
 
 # -- spaces ----------------------------------------------------------------------------------------
 

@@ -16,25 +16,12 @@ import sqlalchemy.engine
 import sqlalchemy.exc
 import yaml
 from optuna.trial import TrialState
-from tiny_search import FAST, TINY, cli_env, search, states
+from tiny_search import FAST, cli_env, search, states
 
 import netspec
 from netspec.errors import ConfigError, StorageError
-from netspec.search.config import register_search_configs
 from netspec.search.storage import make_storage
 from netspec.search.trials import finished_trials
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _configs():
-    register_search_configs()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture
-def files(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    return tmp_path
 
 
 def test_rerun_resumes_to_the_requested_total(files):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+import optuna
 from hydra import compose, initialize_config_dir
 
 from netspec.search import run_search
+from netspec.search.config import register_search_configs
 from netspec.search.trials import finished_trials
 from netspec.train.config import config_dir, register_spec_paths
 
@@ -40,7 +42,18 @@ FAST = ["data=fake", "data.num_samples=48", "data.image_size=8", "data.batch_siz
 
 
 
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def write_spaces(tmp_path):
+    """The tiny spaces as files: tiny.yaml, numeric.yaml, base.yaml."""
+    for name, text in (("tiny", TINY), ("numeric", NUMERIC), ("base", BASE)):
+        (tmp_path / f"{name}.yaml").write_text(text)
+    return tmp_path
+
+
 def cfg_of(*overrides, name="search"):
+    register_search_configs()          # idempotent
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         return compose(name, overrides=register_spec_paths(list(overrides)))
 
