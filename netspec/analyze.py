@@ -37,6 +37,7 @@ class Report:
     macs: int
     layers: list[Layer] = field(default_factory=list)   # leaf layers, in build order
     tree: list[Layer] = field(default_factory=list)     # every level, for summaries by depth
+    outputs: dict = field(default_factory=dict)         # name -> shape of a spec's `outputs:`
 
     @property
     def activations(self) -> int:
@@ -69,6 +70,7 @@ def _leaf_activations(node: Node) -> int:
 def report_of(net: Node, name: str = "") -> Report:
     rep = Report(name or getattr(net, "spec_name", ""), net.inp.shape, net.out.shape,
                  net.total_params, net.total_macs)
+    rep.outputs = {name: feat.shape for name, (_, feat) in getattr(net, "outputs", {}).items()}
     for qname, depth, node in net.walk():
         if depth == 0 or (node.kind == "seq" and not node.children):
             continue                          # the network itself, or an empty stem/head
@@ -81,4 +83,12 @@ def report_of(net: Node, name: str = "") -> Report:
             layer.weights = sum(getattr(n, "weights", 0) for _, _, n in node.walk() if n.is_leaf)
             layer.activations = sum(_leaf_activations(n) for _, _, n in node.walk() if n.is_leaf)
         rep.tree.append(layer)
+        if not node.is_leaf and node.params:
+            # a combinator's own tensor (a residual's layer scale): a row of its own, so that the
+            # rows add up to the total
+            own = Layer(f"{qname}.{getattr(node, 'own_params', 'params')}", "param",
+                        node.out.shape, node.params, 0, 0, depth + 1, node.out.rf,
+                        f"{node.params:,} values", 0)
+            rep.layers.append(own)
+            rep.tree.append(own)
     return rep

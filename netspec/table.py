@@ -160,6 +160,11 @@ def totals(report, bytes_per_element: int = 4) -> list[str]:
     c_in = report.input_shape[0]
     torch_in = "x".join(str(s) for s in (1, *report.input_shape))
     torch_out = "x".join(str(s) for s in (1, *report.output_shape))
+    if report.outputs:                 # a dict of named maps (a backbone)
+        out_lines = [f"outputs          a dict of {len(report.outputs)}: " + ", ".join(
+            f"{k} {shape_hwc(v)}" for k, v in report.outputs.items())]
+    else:
+        out_lines = [f"output           {shape_hwc(report.output_shape)} (torch {torch_out})"]
     return [
         f"total params     {report.params:>{n},}  (with biases and norm parameters)",
         f"weights          {report.weights:>{n},}  (without biases and norm parameters, "
@@ -170,5 +175,5 @@ def totals(report, bytes_per_element: int = 4) -> list[str]:
         f"  + the input    {act + inp:>{n},}  elements = {_mb((act + inp) * b)} (backward keeps "
         f"them: about 2x in training)",
         f"input            {shape_hwc(report.input_shape)} ({c_in} channels; torch {torch_in})",
-        f"output           {shape_hwc(report.output_shape)} (torch {torch_out})",
+        *out_lines,
     ]

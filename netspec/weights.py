@@ -109,6 +109,15 @@ def _first_tensor(out):
     return logits if isinstance(logits, torch.Tensor) else None
 
 
+def _outputs(out) -> list[torch.Tensor]:
+    """What a model returns, as tensors to compare: its logits, or each map of a backbone's
+    dict (in order: a named-outputs spec against torchvision's IntermediateLayerGetter)."""
+    if isinstance(out, dict):
+        return [t for t in out.values() if isinstance(t, torch.Tensor)]
+    t = _first_tensor(out)
+    return [] if t is None else [t]
+
+
 def _difference(a: torch.Tensor, b: torch.Tensor) -> float | None:
     """max |a - b| over the scale of b; None where the shapes can't be compared."""
     if a.numel() != b.numel():
@@ -150,14 +159,21 @@ def verify_port(model: nn.Module, reference: nn.Module, x: torch.Tensor) -> None
     try:
         x = _on_device_of(model, x)
         with torch.no_grad():
-            ours, theirs = _first_tensor(model(x)), _first_tensor(reference(x))
-        if ours is None or theirs is None:
-            return                       # nothing comparable (a dict of maps, say)
-        diff = _difference(ours, theirs)
-        if diff is not None and diff <= TOLERANCE:
+            ours, theirs = _outputs(model(x)), _outputs(reference(x))
+        if not ours or not theirs:
+            return                       # nothing comparable
+        if len(ours) != len(theirs):
+            raise WeightsError(f"port_weights: the model returns {len(ours)} outputs and the "
+                               f"reference {len(theirs)}; verify=False skips this check")
+        diffs = [_difference(o, t) for o, t in zip(ours, theirs)]
+        if all(d is not None and d <= TOLERANCE for d in diffs):
             return
-        said = (f"the outputs have {ours.numel()} and {theirs.numel()} values" if diff is None
-                else f"the outputs differ by {diff:.3g} of the reference's scale")
+        i, diff = next((i, d) for i, d in enumerate(diffs) if d is None or d > TOLERANCE)
+        ours, theirs = ours[i], theirs[i]
+        which = f"output {i + 1} of {len(diffs)}: " if len(diffs) > 1 else ""
+        said = (f"{which}the outputs have {ours.numel()} and {theirs.numel()} values"
+                if diff is None else f"{which}the outputs differ by {diff:.3g} of the "
+                                     f"reference's scale")
         where = ""
         for (mk, mv), (rk, rv) in zip(_layer_outputs(model, x), _layer_outputs(reference, x)):
             d = _difference(mv, rv)

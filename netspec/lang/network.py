@@ -17,12 +17,14 @@ from ..ops.activations import ACT_NAMES
 from ..ops.base import Arg, Feat, Node, pair
 from ..ops.combinators import sequence
 from ..ops.norms import NORM_NAMES, SETTINGS
+from ..ops.tape import Tape, building_tape, done_building
+from .names import TensorNames
 from .resolve import Ctx
 from .source import Loc, Map, Seq
 from .values import MAX_CHANNELS, Values, short
 
 TOP_KEYS = ("name", "paper", "doc", "reference", "base", "include", "input", "num_classes",
-            "scale", "defaults", "vars", "drop_path", "stem", "stages", "head", "blocks")
+            "scale", "defaults", "vars", "drop_path", "stem", "stages", "head", "outputs", "blocks")
 SECTIONS = ("stem", "stages", "head")
 INPUT_KEYS = ("channels", "size")
 SCALE_KEYS = ("width", "depth", "resolution", "divisor", "depth_round",
@@ -38,10 +40,18 @@ def layer_defaults() -> dict:
 
 
 class NetworkNode(Node):
+    outputs: dict = {}              # name -> (tape key, feature) of the spec's outputs:
+
     def build(self):
         from ..ops.modules import Network
-        return Network({name: child.build() for name, child in self.children},
-                       spec_name=self.spec_name)
+        tape = Tape()
+        token = building_tape(tape)      # the named tensors' hooks of this build use this tape
+        try:
+            parts = {name: child.build() for name, child in self.children}
+        finally:
+            done_building(token)
+        return Network(parts, spec_name=self.spec_name, tape=tape,
+                       outputs={name: key for name, (key, _) in self.outputs.items()})
 
 
 @dataclass
@@ -113,9 +123,11 @@ def _resolve_spec(spec: Map, sampler: Callable | None, extra_blocks) -> NetworkN
               depth=scale.depth, divisor=scale.divisor, depth_round=scale.depth_round,
               sampler=sampler)
     ctx.globals = set(scope)
+    ctx.names = TensorNames([spec.get(name) for name in SECTIONS])
     children, feat = _resolve_sections(spec, root, ctx, Feat((channels, *size)))
     _schedule_drop_path(spec, ctx, root, probe)
     net = NetworkNode("network", children[0][1].inp, feat, root, children=children)
+    net.outputs = _read_outputs(spec, root, ctx, net)
     net.spec_name = str(spec.get("name", ""))
     net.num_classes = num_classes
     return net
@@ -230,6 +242,42 @@ def _resolve_sections(spec: Map, root: Loc, ctx: Ctx, feat: Feat):
         children.append((name, node))
         feat = node.out
     return children, feat
+
+
+def _read_outputs(spec: Map, root: Loc, ctx: Ctx, net: NetworkNode) -> dict:
+    """``outputs``: the layers whose outputs the network returns, as a dict: a list of names
+    (``[p3, p4, p5]``) or a mapping of output names to layer names or module paths
+    (``{c3: stages.1, c4: stages.2}``: a backbone's maps without renaming its layers)."""
+    raw = spec.get("outputs")
+    if raw is None:
+        return {}
+    loc = root.key(spec, "outputs")
+    if isinstance(raw, list):
+        pairs = [(str(name), name, loc.key(raw, i)) for i, name in enumerate(raw)]
+    elif isinstance(raw, dict):
+        pairs = [(str(k), v, loc.key(raw, k)) for k, v in raw.items()]
+    else:
+        pairs = []
+    if not pairs:
+        raise loc.error("outputs must be a list of layer names ([p3, p4, p5]) or a mapping of "
+                        "output names to layer names or module paths ({c3: stages.1})")
+    paths = None
+    out = {}
+    for name, target, iloc in pairs:
+        if name in out:
+            raise iloc.error(f"'{name}' is listed twice in outputs")
+        if isinstance(target, str) and "." in target:
+            if paths is None:
+                paths = {}
+                for qname, _, node in net.walk():
+                    paths.setdefault(qname, node)
+            if target not in paths:
+                near = did_you_mean(target, [q for q in paths if q.count(".") <= 2])
+                raise iloc.error(f"no layer at module path '{target}'{near}")
+            out[name] = ctx.names.keep(paths[target], target)
+        else:
+            out[name] = ctx.names.read(target, iloc)
+    return out
 
 
 def _schedule_drop_path(spec: Map, ctx: Ctx, root: Loc, probe: Values):

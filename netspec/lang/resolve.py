@@ -19,11 +19,12 @@ from ..ops.base import OPS, REQUIRED, Args, Feat, Node, Transparent
 from ..ops.combinators import sequence
 from ..ops.norms import NORMS
 from .choices import is_choice
-from .expr import make_divisible
+from .rounding import make_divisible
+from .names import TensorNames, read_into
 from .source import Loc
 from .values import MAX_CHANNELS, MAX_LAYER_PARAMS, Values, short
 
-NODE_KEYS = ("n", "if", "name", "width")
+NODE_KEYS = ("n", "if", "name", "width", "from")
 MAX_REPEATS, MAX_LAYERS = 10_000, 20_000     # resnet1202 resolves 2403 layers
 MAX_BLOCK_DEPTH = 32
 MODULE_ATTRS = frozenset(dir(nn.Sequential()))   # names a submodule cannot take
@@ -53,6 +54,7 @@ class Ctx(Values):
         self.globals: set[str] = set()    # names a block body sees besides its own arguments
         self.layers = 0                   # resolved so far: a runaway `n` stops at MAX_LAYERS
         self.local: dict[str, object] = {}
+        self.names = TensorNames(None)    # the named tensors (the network's pass replaces it)
 
     # -- what ops and Python blocks ask of the pass ----------------------------------------------
     def default(self, key: str):
@@ -168,6 +170,10 @@ class Ctx(Values):
         if "if" in node_keys and not self.eval(node_keys["if"], node_locs["if"]):
             return None
         self._check_known(name, target, kwargs, locs)
+        read = None
+        if "from" in node_keys:            # the layer reads a named tensor, not the one before
+            read = self.names.read(node_keys["from"], node_locs["from"])
+            feat = read[1]
         scaled = self.block_depth == 0
         width = self._width(node_keys, node_locs)
         n = self._repeats(target, kwargs, locs, node_keys, node_locs, scaled)
@@ -191,8 +197,11 @@ class Ctx(Values):
             result.info = f"x{n}"
         else:
             result = nodes[0][1]
+        if read is not None:
+            read_into(result, read[0], node_keys["from"])
         if "name" in node_keys:
             result.module_name = _module_name(node_keys["name"], node_locs["name"])
+            self.names.define(result.module_name, result, node_locs["name"])
         return result
 
     def _check_known(self, name: str, target, kwargs: dict, locs: dict) -> None:
@@ -303,7 +312,8 @@ class Ctx(Values):
         self.scope = scope
         self.block_depth += 1
         try:
-            body = self.resolve_or_none(block.body, feat, block.loc)
+            with self.names.enter(f"block '{block.name}'", block.body):
+                body = self.resolve_or_none(block.body, feat, block.loc)
         except SpecError as e:
             if getattr(e, "runaway", False):    # runaway recursion: report the outermost call
                 e2 = loc.error(e.reason)

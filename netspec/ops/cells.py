@@ -296,7 +296,8 @@ def cells(a, feat: Feat, ctx) -> Node:
     if feat.spatial is None:
         raise a.loc.error(f"cells need a CxHxW feature map, got {feat.describe()}")
     children, cur, count = [], feat, 0
-    with ctx.let("cells", (None, feat)):     # (state 0, state 1) of the next cell
+    # a cell reads its two input states only: no name from outside, none leaks out
+    with ctx.let("cells", (None, feat)), ctx.names.enter("this cells stack", body):
         for i, item in enumerate(body):
             iloc = loc.key(body, i)
             node = ctx.resolve_or_none(item, cur, iloc)

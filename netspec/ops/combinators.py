@@ -17,7 +17,8 @@ class SeqNode(Node):
         prev = None
         for name, child in self.children:
             # an activation may run in place only on a tensor its own sequence just made
-            if child.kind == "act" and prev is not None and prev.fresh:
+            if child.kind == "act" and prev is not None and prev.fresh \
+                    and not hasattr(child, "reads"):
                 child.inplace = True
             mods[name] = child.build()
             prev = child
@@ -32,16 +33,26 @@ def sequence(children: list[tuple[str, Node]], feat: Feat, loc, kind: str = "seq
     return SeqNode(kind, feat, out, loc, children=list(children))
 
 
-def _broadcast(a, shapes: list[tuple]) -> tuple:
-    """The shape of the product of the paths' outputs: each dimension equal, or 1 in some."""
-    dims = {len(s) for s in shapes}
-    out = tuple(max(s[i] for s in shapes) for i in range(len(shapes[0]))) if len(dims) == 1 \
-        else None
-    if out is None or any(s[i] not in (1, out[i]) for s in shapes for i in range(len(out))):
-        desc = ", ".join("x".join(map(str, s)) for s in shapes)
-        raise a.loc.error(f"branch cannot multiply outputs whose shapes do not broadcast: {desc} "
-                          f"(each dimension equal, or 1: a {shapes[0][0]}x1x1 gate times a map)")
-    return out
+def merged_shape(a, merge: str, shapes: list[tuple], what: str = "") -> tuple:
+    """The output shape of a concat, add or mul of tensors of ``shapes``, or a located error."""
+    what = what or merge
+    desc = ", ".join("x".join(map(str, s)) for s in shapes)
+    if merge == "concat":
+        if any(len(s) != 3 for s in shapes) or len({s[1:] for s in shapes}) > 1:
+            raise a.loc.error(f"{what} cannot concatenate maps of different sizes: {desc}")
+        return (sum(s[0] for s in shapes), *shapes[0][1:])
+    if merge == "mul":
+        dims = {len(s) for s in shapes}
+        out = tuple(max(s[i] for s in shapes) for i in range(len(shapes[0]))) \
+            if len(dims) == 1 else None
+        if out is None or any(s[i] not in (1, out[i]) for s in shapes for i in range(len(out))):
+            raise a.loc.error(f"{what} cannot multiply outputs whose shapes do not broadcast: "
+                              f"{desc} (each dimension equal, or 1: a {shapes[0][0]}x1x1 gate "
+                              f"times a map)")
+        return out
+    if len(set(shapes)) > 1:
+        raise a.loc.error(f"{what} cannot add outputs of different shapes: {desc}")
+    return shapes[0]
 
 
 class BranchNode(Node):
@@ -75,19 +86,7 @@ def branch(a, feat: Feat, ctx) -> Node:
         part = feat.channels // len(paths)
         inputs = [feat.with_shape((part, *feat.spatial))] * len(paths)
     outs = [ctx.resolve(p, f, loc.key(paths, i)) for i, (p, f) in enumerate(zip(paths, inputs))]
-    shapes = [o.out.shape for o in outs]
-    if a.merge == "concat":
-        if any(len(s) != 3 for s in shapes) or len({s[1:] for s in shapes}) > 1:
-            desc = ", ".join("x".join(map(str, s)) for s in shapes)
-            raise a.loc.error(f"branch cannot concatenate maps of different sizes: {desc}")
-        out = (sum(s[0] for s in shapes), *shapes[0][1:])
-    elif a.merge == "mul":
-        out = _broadcast(a, shapes)
-    else:
-        if len(set(shapes)) > 1:
-            desc = ", ".join("x".join(map(str, s)) for s in shapes)
-            raise a.loc.error(f"branch cannot add outputs of different shapes: {desc}")
-        out = shapes[0]
+    out = merged_shape(a, a.merge, [o.out.shape for o in outs], "branch")
     node = BranchNode("branch", feat, merge_rf([o.out for o in outs], out), a.loc,
                       children=[(f"paths.{i}", o) for i, o in enumerate(outs)],
                       info=a.merge + (" split" if a.split else ""))
@@ -113,7 +112,9 @@ def aux(a, feat: Feat, ctx) -> Node:
 
     The features pass through unchanged; in training the network also returns the head's output.
     """
+    before = ctx.names.mark()
     body = ctx.resolve(a.body, feat, a.at("body"))
+    ctx.names.forget(before)            # the head runs in training only: its names can't be read
     if body.out.shape != (ctx.scope["num_classes"],):
         raise a.at("body").error(f"an auxiliary head must end in {ctx.scope['num_classes']} "
                                  f"class scores, but gives {body.out.describe()}")
@@ -168,6 +169,7 @@ def residual(a, feat: Feat, ctx) -> Node:
     if a.pre is not None:
         pre = ctx.resolve(a.pre, feat, a.at("pre"))
         start = pre.out if pre is not None else feat
+    before_body = ctx.names.mark()
     body = ctx.resolve(a.body, start, a.at("body"))
     bshape, ishape = body.out.shape, feat.shape
     sc = a.shortcut
@@ -192,11 +194,13 @@ def residual(a, feat: Feat, ctx) -> Node:
     if a.layer_scale is not None:
         node.layer_scale = (float(a.layer_scale), body.out.shape)
         node.params += body.out.shape[0]
+        node.own_params = "layer_scale"           # the Residual module's own parameter
         node.info += f" layer_scale={a.layer_scale:g}"
     node.shortcut_first = a.shortcut_first
     node.identity = sc == "identity"
     node.drop_path = _drop_path(a, ctx, node)
-    _shortcut(a, ctx, node, sc, feat, start, body, pre is not None)
+    with ctx.names.hidden_since(before_body):     # the shortcut runs before the body
+        _shortcut(a, ctx, node, sc, feat, start, body, pre is not None)
     if a.shortcut_first:
         node.children.reverse()          # the report lists layers in the module's order
     if pre is not None:

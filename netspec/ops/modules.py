@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation
+from .tape import Tape, combine
 
 
 class GlobalPool(nn.Module):
@@ -104,12 +105,7 @@ class Branch(nn.Module):
             outs = [p(xi) for p, xi in zip(self.paths, x.chunk(self.split, 1))]
         else:
             outs = [p(x) for p in self.paths]
-        if self.merge == "concat":
-            return torch.cat(outs, 1)
-        out = outs[0]
-        for o in outs[1:]:
-            out = out * o if self.merge == "mul" else out + o
-        return out
+        return combine(outs, self.merge)
 
 
 class Residual(nn.Module):
@@ -201,18 +197,30 @@ class Network(nn.Sequential):
     """A compiled spec: ``stem``, ``stages`` and ``head`` in sequence.
 
     ``spec_name`` and ``spec`` (the resolved, plain spec dict) travel with the module so that a
-    checkpoint can say which network it holds.
+    checkpoint can say which network it holds. ``outputs``: the names of the spec's ``outputs:``
+    with their tape keys; the forward then returns a dict of those tensors (a backbone's maps)
+    instead of the last layer's output. ``tape`` holds the named tensors during a forward.
     """
 
-    def __init__(self, parts, spec_name: str = "", spec: dict | None = None):
+    def __init__(self, parts, spec_name: str = "", spec: dict | None = None,
+                 tape: Tape | None = None, outputs: dict[str, str] | None = None):
         super().__init__(OrderedDict(parts))
         self.spec_name = spec_name
         self.spec = spec or {}
+        self.__dict__["tape"] = tape if tape is not None else Tape()
+        self.outputs = dict(outputs or {})
         # a plain list, not submodules: the heads are already registered where the spec puts them
         self.__dict__["aux_heads"] = [m for m in self.modules() if isinstance(m, Aux)]
 
     def forward(self, x):
-        out = super().forward(x)
+        tape = self.tape
+        tape.clear()
+        try:
+            out = super().forward(x)
+            if self.outputs:
+                out = {name: tape.read(key) for name, key in self.outputs.items()}
+        finally:
+            tape.clear()
         if self.training and self.aux_heads:
             # (logits, [(weight, aux_logits), ...]) as GoogLeNet/Inception train with them
             return out, [(m.weight, m.output) for m in self.aux_heads]
