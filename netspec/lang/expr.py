@@ -14,20 +14,12 @@ import re
 from collections.abc import Mapping
 
 from ..errors import did_you_mean
+from .regnet import regnet
+from .rounding import make_divisible
 
 
 class ExprError(ValueError):
     """Raised with a short reason; the resolver adds file, line and key path."""
-
-
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``v`` to a multiple of ``divisor``, never more than 10% below it (torchvision's rule)."""
-    divisor = int(divisor)
-    min_value = divisor if min_value is None else int(min_value)
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return int(new_v)
 
 
 FUNCTIONS = {
@@ -40,6 +32,7 @@ FUNCTIONS = {
     "int": int,
     "sqrt": math.sqrt,
     "make_divisible": make_divisible,
+    "regnet": regnet,        # RegNet's stages from (w0, wa, wm, d, g[, b]): see regnet.py
 }
 
 _BINOPS = {
