@@ -38,6 +38,11 @@ class Parity:
         if library == "timm":
             import timm
             return timm.create_model(name, **kwargs)
+        if self.reference == "torchvision IntermediateLayerGetter(resnet50)":
+            import torchvision.models
+            from torchvision.models._utils import IntermediateLayerGetter
+            return IntermediateLayerGetter(torchvision.models.resnet50(**kwargs), {
+                "layer1": "c2", "layer2": "c3", "layer3": "c4", "layer4": "c5"})
         if self.reference.startswith("torchvision DenseNet"):
             from torchvision.models.densenet import DenseNet
             return DenseNet(**kwargs)
@@ -132,6 +137,20 @@ PARITY = [
     _timm("seresnet50", 32, RESIDUAL_T),
     _timm("seresnext50_32x4d", 32, RESIDUAL_T, name="legacy_seresnext50_32x4d"),
     _timm("resnetv2_50", 32, RESIDUAL_T),
+    # test_zoo_convnext.py
+    *[_tv(name, 32, "test_zoo_convnext.py::test_parity")
+      for name in ("convnext_tiny", "convnext_small", "convnext_base")],
+    # test_zoo_regnet.py: the widths and depths from the paper's rule in the spec
+    *[_tv(name, 32, "test_zoo_regnet.py::test_parity", slow=name.endswith("16gf")) for name in (
+        "regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_8gf", "regnet_x_16gf",
+        "regnet_y_400mf", "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_8gf", "regnet_y_16gf")],
+    # test_zoo_efficientnet_v2.py
+    *[_tv(name, 32, "test_zoo_efficientnet_v2.py::test_parity")
+      for name in ("efficientnet_v2_s", "efficientnet_v2_m")],
+    _tv("efficientnet_v2_l", 32, "test_zoo_efficientnet_v2.py::test_parity", slow=True),  # 118.5M
+    # test_zoo_maps.py: networks that return maps
+    Parity("resnet50_backbone", "torchvision IntermediateLayerGetter(resnet50)", 64,
+           "test_zoo_maps.py::test_backbone_maps"),
 ]
 
 CLASSIC_D = "test_zoo_classic.py::test_count_derived"
@@ -176,6 +195,12 @@ DERIVED = [
             printed="the paper's 1.7M"),
     Derived("wrn28_10", "count derived from Table 1 (N=4, k=10)", RESIDUAL_D,
             printed="Table 4: 36.5M"),
+    Derived("efficientnet_v2_s", "count derived from Table 4 (with BN's moving statistics, as "
+            "Table 7 counts)", "test_zoo_efficientnet_v2.py::test_count_derived",
+            printed="Table 7: 22M"),
+    Derived("unet", "hand count of Fig. 1 (23 convs, 4 up-convs)",
+            "test_zoo_maps.py::test_unet_count_derived"),
+    Derived("unet", "Fig. 1 map sizes", "test_zoo_maps.py::test_unet_map_sizes"),
 ]
 
 PROOFS = PARITY + DERIVED
