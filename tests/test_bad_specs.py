@@ -147,6 +147,17 @@ def test_non_utf8_byte_gives_its_line(tmp_path):
     expect_error(spec, 3, "", "not a UTF-8 text file", "byte 0xe9 at column 6", "save the file as UTF-8")
 
 
+def test_base_by_name_finds_a_spec_beside_the_file(tmp_path, monkeypatch):
+    """``base: mynet`` (no .yaml) reads mynet.yaml beside the spec, as a zoo name would."""
+    sub = tmp_path / "specs"
+    sub.mkdir()
+    (sub / "mynet.yaml").write_text("base: resnet20\nnum_classes: 7\n")
+    child = write(sub, "child.yaml", "base: mynet\n", head=False)
+    monkeypatch.chdir(tmp_path)                       # not the spec's folder
+    assert netspec.analyze(child).output_shape == (7,)
+    assert netspec.analyze("resnet20").output_shape == (10,)   # a zoo name stays the zoo's
+
+
 # -- 5. a bad override is blamed on the override ------------------------------------------------
 
 @pytest.mark.parametrize("override, path, words", [
@@ -154,6 +165,9 @@ def test_non_utf8_byte_gives_its_line(tmp_path):
     ("input.channels=0", "input.channels", "input must have 1 to"),
     ("scale.resolution=0.001", "scale.resolution", "times resolution 0.001"),
     ("stages[0].residual.n=2", "stages[0].residual", "exactly one name"),
+    # a whole list item replaced: the override is the place, with no line of the zoo file's
+    ("stages[1]={conv: {c: 0}}", "stages[1].conv.c", "conv needs at least 1 output channel"),
+    ("stages[1]={basic: {c: 0}}", "stages[1].basic", "conv needs at least 1 output channel"),
 ])
 def test_override_is_the_location(override, path, words):
     expect_error("resnet20", None, path, words, overrides=[override], file=f"<override {override}>")

@@ -72,6 +72,10 @@ def _merge_base(raw: Map, origin: Path | None, seen: tuple) -> Map:
     if not isinstance(base, str):
         raise SpecError("base must be a zoo name or a path", file=raw.file, line=raw.line_of("base"))
     rel = (origin.parent / base) if origin is not None and base.endswith((".yaml", ".yml")) else base
+    if rel == base and base not in zoo():      # a bare name: a spec file beside this one
+        beside = [d / f"{base}{ext}" for d in ([origin.parent] if origin is not None else [])
+                  + [Path.cwd()] for ext in (".yaml", ".yml")]
+        rel = next((p for p in beside if p.is_file()), base)
     try:
         path = spec_path(rel)
     except SpecError as e:
@@ -172,8 +176,10 @@ def apply_overrides(spec: Map, overrides) -> None:
         if isinstance(node, Map):
             node.lines[last] = None
             node.files[last] = where
-        elif isinstance(node, Seq) and -len(node.lines) <= last < len(node.lines):
-            node.lines[last] = None
+        elif isinstance(node, Seq):
+            if -len(node.lines) <= last < len(node.lines):
+                node.lines[last] = None
+            node.files[last % len(node)] = where
 
 
 def _has(node, part) -> bool:

@@ -54,12 +54,16 @@ class Seq(list):
         super().__init__(items)
         self.file, self.line = file, line
         self.lines: list = list(lines or [])
+        self.files: dict = {}          # items that came from elsewhere (an override)
 
     def line_of(self, index: int) -> int | None:
         return self.lines[index] if 0 <= index < len(self.lines) else self.line
 
     def __deepcopy__(self, memo):
-        return Seq((copy.deepcopy(v, memo) for v in self), file=self.file, line=self.line, lines=self.lines)
+        new = Seq((copy.deepcopy(v, memo) for v in self), file=self.file, line=self.line,
+                  lines=self.lines)
+        new.files = dict(self.files)
+        return new
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,12 @@ class Loc:
         if isinstance(container, Map):
             file = container.file_of(key)
             line = container.line_of(key)
-            if line is None and key not in container.files:
+            if line is None and key not in container.files and file == self.file:
                 line = self.line
         elif isinstance(container, Seq):
-            file, line = container.file, container.line_of(key) or self.line
+            file, line = container.files.get(key, container.file), container.line_of(key)
+            if line is None and file == self.file:
+                line = self.line
         if isinstance(key, int):
             path = f"{self.path}[{key}]"
         else:
