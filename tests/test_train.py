@@ -181,6 +181,17 @@ def test_num_classes_that_disagree_with_the_data(tmp_path, tiny):
         run(tmp_path, tiny, "spec.num_classes=7")
 
 
+def test_a_backbone_with_named_outputs_is_not_trained_as_a_classifier(tmp_path):
+    with pytest.raises(ConfigError, match=r"trains classifiers.*returns a dict of 4 maps "
+                                          r"\(its outputs: c2, c3, c4, c5\)"):
+        run(tmp_path, "resnet50_backbone", "data=fake", "data.image_size=32")
+
+
+def test_a_network_that_ends_in_a_map_is_not_trained_as_a_classifier(tmp_path, tiny):
+    with pytest.raises(ConfigError, match=r"trains classifiers.*ends in a 10x\d+x\d+ map"):
+        run(tmp_path, tiny, "spec.head=[{conv: {c: 10, k: 1}}]")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_sync_batchnorm_with_ddp_without_cuda_is_refused_before_launching(tmp_path, tiny):
     with pytest.raises(ConfigError, match="sync_batchnorm=true needs CUDA GPUs.*runs on CPU"):

@@ -159,11 +159,20 @@ def _network(cfg, cfg_spec: dict, path: Path, overrides: list[str], dm):
     data_over = [f"num_classes={dm.num_classes}", f"input.channels={dm.channels}",
                  f"input.size=[{dm.size[0]}, {dm.size[1]}]"]
     try:
-        return resolve(path, [*overrides, *data_over])
+        net = resolve(path, [*overrides, *data_over])
     except SpecError as e:
         raise SpecError(f"{e.reason} (with the data's {dm.channels}x{dm.size[0]}x{dm.size[1]} "
                         f"images and {dm.num_classes} classes)", file=e.file, line=e.line,
                         path=e.path) from None
+    gives = (f"returns a dict of {len(net.outputs)} maps (its outputs: {', '.join(net.outputs)})"
+             if net.outputs else f"ends in a {net.out.describe()} map"
+             if net.out.shape != (dm.num_classes,) else "")
+    if gives:
+        raise ConfigError(f"{path}: netspec.train trains classifiers, whose last layer gives "
+                          f"{dm.num_classes} class scores; this spec {gives}. Analyze it with "
+                          f"netspec.summary, or build it in Python (netspec.build) for another "
+                          f"task")
+    return net
 
 
 def _class_weights(cfg, dm) -> list[float] | None:
