@@ -243,3 +243,16 @@ def test_tab_on_the_command_line(tmp_path):
     line = summary_cli("spec=net.yaml", cwd=tmp_path)
     assert line == ("error: net.yaml:4: invalid YAML: a tab character in the indentation "
                     "(column 1); YAML indents with spaces"), line
+
+
+@pytest.mark.parametrize("drop_path, words", [
+    ("{rate: 0.1, schedule: cosine}", "drop_path schedule must be linear"),
+    ("{rate: 0.1, schedule: linspace, first: 1}", "first goes with schedule: linear only"),
+    ("{rate: 0.1, shedule: linspace}", "did you mean 'schedule'"),
+])
+def test_drop_path_schedule_errors(tmp_path, drop_path, words):
+    spec = write(tmp_path, "net.yaml", f"drop_path: {drop_path}\n"
+                                       "stages: [bottleneck: {c: 64, drop_path: auto}]\n")
+    with pytest.raises(SpecError, match=words) as e:
+        netspec.analyze(spec)
+    assert e.value.line == 3, str(e.value)

@@ -284,15 +284,23 @@ def _schedule_drop_path(spec: Map, ctx: Ctx, root: Loc, probe: Values):
     """Give every ``drop_path: auto`` residual its share of the linear schedule."""
     raw = spec.get("drop_path", 0.0)
     loc = root.key(spec, "drop_path")
-    first, first_loc = 0, loc
+    first, first_loc, linspace = 0, loc, False
     if isinstance(raw, dict):
+        keys = ("rate", "first", "schedule")
         for k in raw:
-            if k not in ("rate", "first"):
+            if k not in keys:
                 raise loc.key(raw, k).error(f"unknown key '{k}' in drop_path"
-                                            f"{did_you_mean(k, ('rate', 'first'))}; "
-                                            f"allowed: rate, first")
+                                            f"{did_you_mean(k, keys)}; allowed: {', '.join(keys)}")
         first_loc = loc.key(raw, "first")
         first = probe.number("first", "int", raw.get("first", 0), first_loc)
+        schedule = raw.get("schedule", "linear")
+        if schedule not in ("linear", "linspace"):
+            raise loc.key(raw, "schedule").error(
+                f"drop_path schedule must be linear (rate*(i+first)/N) or linspace (from 0 at "
+                f"the first block to the rate at the last), got {short(schedule)}")
+        linspace = schedule == "linspace"
+        if linspace and "first" in raw:
+            raise first_loc.error("drop_path first goes with schedule: linear only")
         raw = raw.get("rate", 0.0)
     rate = probe.number("drop_path", "float", probe.lenient(raw, loc), loc)
     if not 0.0 <= rate < 1.0:
@@ -301,6 +309,7 @@ def _schedule_drop_path(spec: Map, ctx: Ctx, root: Loc, probe: Values):
     if first < 0 or nodes and rate * (len(nodes) - 1 + first) / len(nodes) >= 1.0:
         raise first_loc.error(f"drop_path first must be at least 0 and keep every block's "
                               f"rate below 1, got {first}")
+    steps = max(1, len(nodes) - 1) if linspace else len(nodes)
     for i, node in enumerate(nodes):
         if node is not None:            # blocks whose shortcut fell away count, but drop nothing
-            node.drop_path = rate * (i + first) / len(nodes)
+            node.drop_path = rate * (i + first) / steps
