@@ -31,3 +31,14 @@ def test_wheel_ships_specs_and_runs_from_another_directory(tmp_path):
                          capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) == len(list((ROOT / "specs").glob("*.yaml")))
     assert out[1] == "138357544"
+
+
+def test_every_python_package_is_in_the_wheel():
+    """pyproject lists the packages by hand: a new subpackage missing there is missing from an
+    installed netspec (netspec.search.oneshot was)."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "netspec").rglob("__init__.py")}
+    assert found - listed == set()
