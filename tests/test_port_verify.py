@@ -58,3 +58,15 @@ def test_channels_concatenated_in_another_order_fail_at_the_port():
     with torch.no_grad():
         x = torch.randn(2, 3, 8, 8)
         assert not torch.allclose(model.eval()(x), ref.eval()(x), rtol=1e-3, atol=1e-5)
+
+
+def test_dla_with_an_aggregation_node_reading_its_inputs_in_another_order():
+    """DLA-34 (timm) with level 2's node concatenating [l2_1, l2_2] instead of [l2_2, l2_1]: every
+    tensor fits, and the port names the node's conv as the first layer that differs."""
+    import timm
+    from parity import random_reference, unported
+    reference = random_reference(lambda: timm.create_model("dla34")).eval()
+    model = unported("dla34", ["input.size=64", "stages[3].concat=[l2_1, l2_2]"])
+    with pytest.raises(WeightsError, match=r"first layer whose output differs is model "
+                                           r"'stages.4.conv' vs reference 'level2.root.conv'"):
+        netspec.port_weights(model, reference)

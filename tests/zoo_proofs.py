@@ -137,6 +137,7 @@ PARITY = [
     _timm("seresnet50", 32, RESIDUAL_T),
     _timm("seresnext50_32x4d", 32, RESIDUAL_T, name="legacy_seresnext50_32x4d"),
     _timm("resnetv2_50", 32, RESIDUAL_T),
+    _timm("dla34", 64, RESIDUAL_T),          # named tensors: the aggregation nodes' concats
     # test_zoo_convnext.py
     *[_tv(name, 32, "test_zoo_convnext.py::test_parity")
       for name in ("convnext_tiny", "convnext_small", "convnext_base")],
