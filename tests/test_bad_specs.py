@@ -256,3 +256,10 @@ def test_drop_path_schedule_errors(tmp_path, drop_path, words):
     with pytest.raises(SpecError, match=words) as e:
         netspec.analyze(spec)
     assert e.value.line == 3, str(e.value)
+
+
+@pytest.mark.parametrize("override", ["defaults.act=[1, 2]", "defaults.norm={a: 1}"])
+def test_a_list_or_mapping_where_a_name_goes(override):
+    """Found by the fuzz test: a list where an activation's name goes raised "unhashable type"."""
+    with pytest.raises(SpecError, match="unknown (activation|norm)"):
+        netspec.analyze("resnet18", [override])

@@ -129,6 +129,8 @@ class Names:
         yield from (e for e in self.extra if e not in self.registry)
 
     def __contains__(self, name) -> bool:
+        if not isinstance(name, str):       # a list or mapping written where a name goes
+            return False
         return name in self.registry or name in self.extra
 
     def __repr__(self) -> str:
