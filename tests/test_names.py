@@ -257,12 +257,14 @@ def test_a_cell_cannot_read_a_name_from_outside(tmp_path):
           - conv: {c: 8, k: 3, name: stem_out}
         stages:
           - cells:
-              - cell: {c: 8, blocks: [[sep3x3, 0, identity, 1]], ops: {}}
+              - cell: {c: 8, genotype: [{inputs: [0, 1], ops: [identity, identity]}]}
               - conv: {c: 8, k: 1, from: stem_out}
         """)
     with pytest.raises(SpecError) as e:
         netspec.analyze(spec)
-    assert "outside this cells stack" in str(e.value) or "cells" in str(e.value)
+    assert e.value.line == 7
+    assert "'stem_out' (line 3) is outside this cells stack" in str(e.value)
+    assert "a cell reads its two input states" in str(e.value)
 
 
 @pytest.mark.parametrize("outputs, words", [
