@@ -1,14 +1,14 @@
 """Benchmark of the one-shot strategies (strategy=enas, strategy=spos) against random search.
 
 One space (`mobile_stages`: per-stage kernel, expansion, SE, repeats and an optional fifth stage),
-one task (`digits` at 32x32, the default data), one per-trial budget (`budget.epochs`, 3: the
-shipped default), 3 seeds. For each seed, each as the CLI command a user types:
+one task (`--data`, default `digits` at 32x32), one per-trial budget (`--epochs`, default 2), 3
+seeds. For each seed, each as the CLI command a user types:
 
     random   netspec.search strategy=random n_trials=50                 (50 standalone trainings)
     spos     netspec.search strategy=spos oneshot.epochs=E oneshot.retrain_top=1
     enas     netspec.search strategy=enas oneshot.epochs=E oneshot.retrain_top=1
 
-and prints
+(E: `--oneshot-epochs`, default 4) and prints
 (a) compute: the CPU seconds of each one-shot command (supernet, scoring, retraining the one it
     returns: everything) over random search's 50 trials. Goal: at most 1/10;
 (b) the standalone accuracy of what each returns (retrained with the same budget) against random
@@ -19,11 +19,13 @@ and prints
 and, first, the spread of the 50 standalone accuracies (best minus median: at least 5 points for
 a task where the architecture matters).
 
-    python bench/bench_oneshot.py            # the full run: about 40 minutes on 2 CPU cores
-    python bench/bench_oneshot.py --quick    # a smoke run (1 seed, 6 trials, 1 epoch)
+    python bench/bench_oneshot.py                    # the run in bench/README.md: ~30 minutes
+    python bench/bench_oneshot.py --data shapes --epochs 3   # the harder offline task (slower)
+    python bench/bench_oneshot.py --quick            # a smoke run (1 seed, 6 trials, 1 epoch)
 
 CPU seconds are the children's (resource.getrusage), so the load of other processes does not
-count. Every command uses one torch thread.
+count. Every command uses one torch thread. A finished command's CPU seconds are kept beside its
+log (NAME.cpu): a rerun with the same --out reuses it.
 """
 from __future__ import annotations
 
@@ -95,19 +97,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="*", default=None)
+    ap.add_argument("--data", default="digits", help="the task (data=NAME), e.g. shapes")
     ap.add_argument("--epochs", type=int, default=None, help="the per-trial budget")
     ap.add_argument("--oneshot-epochs", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     seeds = a.seeds or ([0] if a.quick else [0, 1, 2])
     n_trials = 6 if a.quick else 50
-    epochs = a.epochs or (1 if a.quick else 3)
-    oneshot_epochs = a.oneshot_epochs or (1 if a.quick else 8)
+    epochs = a.epochs or (1 if a.quick else 2)
+    oneshot_epochs = a.oneshot_epochs or (1 if a.quick else 4)
     out = a.out or Path(tempfile.mkdtemp(prefix="bench_oneshot_"))
     out.mkdir(parents=True, exist_ok=True)
-    common = ["space=mobile_stages", "data=digits", f"budget.epochs={epochs}",
+    common = ["space=mobile_stages", f"data={a.data}", f"budget.epochs={epochs}",
               "callbacks.progress_bar=none", "logger=none", "heartbeat=0"]
-    print(f"space mobile_stages on digits 32x32, budget {epochs} epochs per training, "
+    print(f"space mobile_stages on {a.data}, budget {epochs} epochs per training, "
           f"{n_trials} random trials, one-shot: oneshot.epochs={oneshot_epochs}, "
           f"retrain_top=1; seeds {seeds}; runs in {out}", flush=True)
     rows = []

@@ -455,3 +455,24 @@ def test_scoring_with_batch_statistics_leaves_the_shared_running_statistics_alon
     with torch.no_grad():
         torch.testing.assert_close(scored, supernet(x))
     assert not torch.allclose(scored, supernet.eval()(x))      # not the running statistics
+
+
+def test_candidates_are_scored_alike_whatever_the_process_drew_before(tmp_path, space_file):
+    # a rerun loads the trained supernet instead of training it, so the global RNG (which
+    # augments the recalibration batches) stands elsewhere: the scores must not depend on it
+    from netspec.search.oneshot.phases import make_estimator, train_supernet
+    from netspec.search.oneshot.runner import OneShotSearch
+    cfg = cfg_of(*FAST, "aug=digits", f"space={space_file}", f"run_dir={tmp_path / 'run'}",
+                 "strategy=spos", "oneshot.epochs=1")
+    search = OneShotSearch(cfg, log=lambda line: None)
+    search.open_study()
+    train_supernet(search)
+    path = _paths(search.supernet, 1, seed=3)[0]
+
+    def recalibrated(rng_seed):
+        torch.manual_seed(rng_seed)
+        make_estimator(search)(path)
+        return {k: v.clone() for k, v in path.module.named_buffers() if "running" in k}
+
+    first, second = recalibrated(1), recalibrated(2)
+    assert first and all(torch.equal(first[k], second[k]) for k in first)

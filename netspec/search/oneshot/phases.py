@@ -188,7 +188,12 @@ def make_estimator(search):
                           str(cfg.trainer.get("accelerator") or "auto") in ("auto", "gpu", "cuda")
                           else "cpu")
     supernet.to(device)
-    train = list(itertools.islice(search.dm.train_dataloader(), int(search.oneshot.recalibrate)))
+    # the training batches' augmentation draws from the global RNG: seeded here, they are the
+    # same whatever this process did before (trained the supernet, or loaded it on a rerun)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(search.seed)
+        train = list(itertools.islice(search.dm.train_dataloader(),
+                                      int(search.oneshot.recalibrate)))
     n_eval = search.oneshot.eval_batches
     val = list(itertools.islice(search.dm.val_dataloader(),
                                 None if n_eval is None else int(n_eval)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from torchvision.datasets.folder import IMG_EXTENSIONS as IMAGE_EXTENSIONS
 
 from ...errors import DataError
-from . import cifar, digits, fake, imagefolder, mnist  # noqa: F401  (each registers its sources)
+from . import cifar, digits, fake, imagefolder, mnist, shapes  # noqa: F401  (each registers its sources)
 from .config import DataConfig
 from .datamodule import ImageDataModule, make_datamodule
 from .datasets import MATERIALIZE_BYTES, STATS_FILES, STATS_PIXELS
