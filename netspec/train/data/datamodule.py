@@ -10,12 +10,13 @@ from torch.utils.data import DataLoader
 from ...errors import DataError
 from ...threads import one_thread
 from ..augment import AugConfig, build_transforms, hw
+from ..resume import train_loader
 from .config import DataConfig, as_dataclass, check_config
 from .datasets import convert_stats, mean_std, split_dataset
 from .raw import Raw
 from .registry import SOURCES
 from .roots import resolve_root
-from .splits import stratified_split
+from .splits import holdout_splits, stratified_split
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -41,6 +42,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.natural_channels: int | None = None
         self.natural_size: tuple[int, int] | None = None
         self.train_dataset = self.val_dataset = self.test_dataset = None
+        # what the test loader holds: "test" (the data set's own), "held out" (of its train
+        # split, by data.test_fraction) or "val" (the validation split: there is no other)
+        self.test_split: str | None = None
         self._ready = False
 
     def _check(self) -> None:
@@ -79,24 +83,36 @@ class ImageDataModule(pl.LightningDataModule):
 
     def _splits(self, raw: Raw):
         """``(train_idx, val, test)``, val and test as ``(source, indices)``: the data set's own
-        val split, else ``val_fraction`` of train, else its test split; test is val without one."""
+        val split, else ``val_fraction`` of train, else its test split; its own test split, else
+        ``test_fraction`` of train held out, else val. Sets ``test_split`` to say which."""
         cfg = self.cfg
-        train_idx = torch.arange(len(raw.train.targets))
+        targets = raw.train.targets
+        train_idx, test = torch.arange(len(targets)), None
+        if raw.test is not None:
+            test, self.test_split = (raw.test, torch.arange(len(raw.test.targets))), "test"
+        elif cfg.test_fraction > 0:
+            share = cfg.val_fraction if raw.val is None else 0.0
+            train_idx, val_idx, test_idx = holdout_splits(targets, share, cfg.test_fraction,
+                                                          cfg.seed)
+            test, self.test_split = (raw.train, test_idx), "held out"
         if raw.val is not None:
             val = (raw.val, torch.arange(len(raw.val.targets)))
         elif cfg.val_fraction > 0:
-            train_idx, val_idx = stratified_split(raw.train.targets, cfg.val_fraction, cfg.seed)
+            if test is None or test[0] is not raw.train:
+                train_idx, val_idx = stratified_split(targets, cfg.val_fraction, cfg.seed)
             val = (raw.train, val_idx)
         elif raw.test is not None:
-            val = (raw.test, torch.arange(len(raw.test.targets)))
+            val = test
         else:
             raise DataError(f"data.val_fraction=0, but {cfg.name} has no validation or test split "
                             f"to validate on; set data.val_fraction=0.2")
-        if len(train_idx) == 0 or len(val[1]) == 0:
-            raise DataError(f"{cfg.name}: {len(train_idx)} train and {len(val[1])} val samples; "
-                            f"each split needs at least one: change data.val_fraction "
-                            f"({cfg.val_fraction}) or add images")
-        test = (raw.test, torch.arange(len(raw.test.targets))) if raw.test is not None else val
+        if len(train_idx) == 0 or len(val[1]) == 0 or (test is not None and len(test[1]) == 0):
+            raise DataError(f"{cfg.name}: {len(train_idx)} train, {len(val[1])} val and "
+                            f"{len(test[1]) if test else 0} test samples; each split needs at "
+                            f"least one: change data.val_fraction ({cfg.val_fraction}) and "
+                            f"data.test_fraction ({cfg.test_fraction}) or add images")
+        if test is None or test is val:
+            test, self.test_split = val, "val"
         return train_idx, val, test
 
     def _output(self, raw: Raw, train_idx: torch.Tensor, root) -> int | None:
@@ -139,25 +155,29 @@ class ImageDataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() before asking for a data loader")
         cfg = self.cfg
         workers = cfg.num_workers > 0
-        sampler = self._distributed_sampler(ds) if train else None
-        n = len(sampler) if sampler is not None else len(ds)   # this process's samples
-        return DataLoader(
-            ds, batch_size=cfg.batch_size, shuffle=train and cfg.shuffle and sampler is None,
-            sampler=sampler,
-            drop_last=train and n > cfg.batch_size,   # no lone last batch for batch norm
-            num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
-            persistent_workers=cfg.persistent_workers and workers,
-            generator=torch.Generator().manual_seed(cfg.seed) if train else None)
+        kwargs = dict(num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
+                      persistent_workers=cfg.persistent_workers and workers)
+        if not train:
+            # a generator of their own: making their iterators must not draw from the global one,
+            # which the training steps use (and a resumed run restores)
+            return DataLoader(ds, batch_size=cfg.batch_size, generator=torch.Generator(),
+                              **kwargs)
+        distributed = self._distributed_kwargs()
+        n = -(-len(ds) // distributed["num_replicas"]) if distributed else len(ds)  # this rank's
+        # resumable (exact resume after a kill): see netspec/train/resume.py
+        return train_loader(ds, cfg.batch_size, cfg.shuffle, cfg.seed, distributed,
+                            drop_last=n > cfg.batch_size,   # no lone last batch for batch norm
+                            **kwargs)
 
-    def _distributed_sampler(self, ds):
-        """Under DDP, this rank's share of the train split, shuffled only when ``data.shuffle``
-        says so (with ``data.seed``): Lightning's own sampler would always shuffle it. With
-        ``shuffle=false`` the ranks' batches together are the single-process batches."""
+    def _distributed_kwargs(self) -> dict | None:
+        """Under DDP, this rank's share of the train split (Lightning's num_replicas and rank),
+        shuffled only when ``data.shuffle`` says so (with ``data.seed``): Lightning's own sampler
+        would always shuffle it. With ``shuffle=false`` the ranks' batches together are the
+        single-process batches."""
         kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
         if not kwargs or kwargs.get("num_replicas", 1) <= 1:
             return None
-        from torch.utils.data.distributed import DistributedSampler
-        return DistributedSampler(ds, shuffle=self.cfg.shuffle, seed=self.cfg.seed, **kwargs)
+        return {"num_replicas": kwargs["num_replicas"], "rank": kwargs["rank"]}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, True)
@@ -173,9 +193,18 @@ class ImageDataModule(pl.LightningDataModule):
         if not self._ready:
             return f"{self.cfg.name if self.cfg else '?'} (not set up)"
         h, w = self.size
+        test = "test = val" if self.test_split == "val" else f"{len(self.test_dataset)} test" + \
+            (" (held out)" if self.test_split == "held out" else "")
         return (f"{self.cfg.name}: {len(self.train_dataset)} train / {len(self.val_dataset)} val / "
-                f"{len(self.test_dataset)} test, {self.num_classes} classes, "
-                f"{self.channels}x{h}x{w}")
+                f"{test}, {self.num_classes} classes, {self.channels}x{h}x{w}")
+
+    def test_label(self) -> str:
+        """Which split a test report is on, for the reader: ``test (held out, 180 images)``."""
+        n = len(self.test_dataset)
+        if self.test_split == "val":
+            return (f"val ({n} images; {self.cfg.name} has no test split here, so this is the "
+                    f"split that picked the best checkpoint)")
+        return f"test ({'held out, ' if self.test_split == 'held out' else ''}{n} images)"
 
 
 def make_datamodule(data: DataConfig | Mapping | None = None,
