@@ -76,12 +76,29 @@ def run_hydra(config_path: str, config_name: str, task, schema=None) -> None:
             raise
 
     os.environ["HYDRA_FULL_ERROR"] = "1"      # raise composition errors to us, not print them
+    sys.argv[1:] = info_before_overrides(sys.argv[1:])
     try:
         hydra.main(version_base=None, config_path=config_path, config_name=config_name)(wrapped)()
     except (HydraException, OmegaConfBaseException) as e:
         if started:
             raise
         fail(_one_line(e, config_path))
+
+
+_INFO_TOPICS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+
+
+def info_before_overrides(args: list[str]) -> list[str]:
+    """``--info spec=x``: Hydra's --info takes an optional topic and would read the override as
+    one (and refuse it); the topic it means is ``all``."""
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if arg in ("--info", "-i") and nxt is not None and nxt not in _INFO_TOPICS \
+                and not nxt.startswith("-"):
+            out.append("all")
+    return out
 
 
 def _refuse_unknown_keys(cfg, schema) -> None:

@@ -39,5 +39,8 @@ def help_text(app: str, usage: str, conf: Path, config_name: str, groups: list[s
     text = OmegaConf.to_yaml(cfg, resolve=False).rstrip()
     lines += ["", f"the composed config ({' '.join(overrides) or 'defaults'}); any key can be "
               f"overridden: key.path=value", "", text, "",
-              f"Hydra's own options: python -m {app} --hydra-help"]
+              f"Hydra's own options: python -m {app} --hydra-help (--cfg job, --info, ...)",
+              f"shell completion (bash, zsh, fish) of groups and keys, through the installed "
+              f"script: eval \"$({app.replace('.', '-')} --shell-completion install=bash)\" "
+              f"(Hydra completes only a script or a .py file, not python -m)"]
     return "\n".join(lines)
