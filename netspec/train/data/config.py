@@ -17,6 +17,7 @@ class DataConfig:
     batch_size: int = 64
     num_workers: int = 0
     val_fraction: float = 0.2     # held out of the train split when the data set has no val split
+    test_fraction: float = 0.0    # held out of train as the test set where there is none
     size: int | None = None       # resize to size x size (None: the data set's own size)
     channels: int | None = None  # convert to 1 or 3 channels (None: the data set's own)
     normalize: bool = True        # per-channel mean/std
@@ -78,6 +79,10 @@ def check_config(data, aug, channels: int | None = None) -> tuple[DataConfig, Au
     need(cfg, cfg.batch_size >= 1, "batch_size", "must be at least 1")
     need(cfg, cfg.num_workers >= 0, "num_workers", "must not be negative")
     need(cfg, 0.0 <= cfg.val_fraction < 1.0, "val_fraction", "must lie in [0, 1)")
+    need(cfg, 0.0 <= cfg.test_fraction < 1.0, "test_fraction", "must lie in [0, 1)")
+    need(cfg, cfg.val_fraction + cfg.test_fraction < 1.0, "test_fraction",
+         f"and data.val_fraction={cfg.val_fraction} leave no train samples; their sum must be "
+         f"below 1")
     need(cfg, cfg.size is None or cfg.size >= 1, "size", "must be at least 1 (or null)")
     need(cfg, cfg.channels in (None, 1, 3), "channels", "must be 1, 3 or null")
     if src.check is not None:

@@ -1,4 +1,5 @@
-"""The validation split held out of a train split: stratified, seeded, no class left out."""
+"""The validation (and test) splits held out of a train split: stratified, seeded, no class left
+out."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,3 +38,13 @@ def _one_each_side(y: np.ndarray, train: list, val: list) -> tuple[list, list]:
             i = next(j for j, s in enumerate(other) if y[s] == c)
             side.append(other.pop(i))
     return train, val
+
+
+def holdout_splits(targets: torch.Tensor, val_fraction: float, test_fraction: float, seed: int):
+    """``(train_idx, val_idx, test_idx)``, disjoint and sorted: ``test_fraction`` of the samples
+    held out first, then ``val_fraction`` of all of them out of the rest, each stratified and
+    seeded by ``seed``. Used where a data set brings no test split of its own."""
+    rest, test = stratified_split(targets, test_fraction, seed)
+    share = val_fraction / (1.0 - test_fraction) if val_fraction > 0 else 0.0
+    train, val = stratified_split(targets[rest], min(share, 0.99), seed)
+    return rest[train], rest[val], test
