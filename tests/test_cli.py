@@ -92,7 +92,8 @@ def test_eval_cli_reads_its_arguments(checkpoint, tmp_path, capsys):
     out = tmp_path / "report"
     eval_cli.main([f"ckpt_path={checkpoint}", "split=val", f"out={out}", "data.num_samples=40"])
     printed = capsys.readouterr().out
-    assert printed.startswith("val: acc ") and f"wrote {out / 'metrics.json'}" in printed
+    said = "val (10 images; the split that picked the best checkpoint): acc "
+    assert printed.startswith(said) and f"wrote {out / 'metrics.json'}" in printed
     report = json.loads((out / "metrics.json").read_text())
     assert report["split"] == "val"
     # data.num_samples=40 reached the data: 10 of 40 fake images validate (a quarter; 24 of the
@@ -123,7 +124,7 @@ def test_export_cli_reads_its_arguments(checkpoint, tmp_path, capsys):
     path = tmp_path / "net.pt2"
     export_cli.main([f"ckpt_path={checkpoint}", "format=pt2", f"out={path}", "batch=3"])
     printed = capsys.readouterr().out
-    assert printed.startswith(f"wrote {path} (pt2); max |diff| against PyTorch ")
+    assert printed.startswith(f"wrote {path} (pt2, raw weights); max |diff| against PyTorch ")
     # torch.export keeps the example's shape: the batch of 3 images of the spec's size
     program = torch.export.load(str(path))
     (name,) = program.graph_signature.user_inputs

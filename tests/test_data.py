@@ -141,7 +141,7 @@ def test_digits_default_batches_are_normalized():
     train = torch.cat([x for x, _ in dm.train_dataset])            # every train image, no drop_last
     assert abs(train.mean().item()) < 1e-3 and abs(train.std().item() - 1) < 1e-2
     assert len(dm.mean) == len(dm.std) == 1 and 0 < dm.mean[0] < 1
-    # test = val for digits
+    # test = val for digits (unless data.test_fraction holds one out, as conf/data/digits.yaml does)
     assert torch.equal(all_x(dm.test_dataloader()), all_x(dm.val_dataloader()))
 
 
@@ -472,7 +472,7 @@ def test_aug_config_files():
 def test_data_config_files():
     names = {p.stem for p in (CONF / "data").glob("*.yaml")}
     assert names == {"digits", "fake", "mnist", "fashion_mnist", "cifar10", "cifar100",
-                     "imagefolder"}
+                     "imagefolder", "shapes"}
     for name in names:
         cfg = OmegaConf.merge(OmegaConf.structured(DataConfig),
                               OmegaConf.load(CONF / "data" / f"{name}.yaml"))

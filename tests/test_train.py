@@ -24,7 +24,8 @@ def tiny(tmp_path):
 # -- configuration --------------------------------------------------------------------------------
 
 GROUPS = sorted(p.name for p in Path(config_dir()).iterdir()
-                if p.is_dir() and p.name not in ("strategy", "pruner"))  # netspec.search's
+                if p.is_dir() and p.name not in ("strategy", "pruner",  # netspec.search's
+                                                 "hydra"))              # Hydra's own settings
 
 
 def assert_within(expected: dict, cfg, where: str):
@@ -86,8 +87,9 @@ def val_acc_per_epoch(run_dir: Path) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def three_epochs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("three")
+    # seed=1: a run whose last epoch is not its best (the resumable loader's order, issue 14)
     return run(tmp, write_tiny(tmp), "data.image_size=12", "data.num_classes=4", "optim.lr=0.1",
-               "trainer.max_epochs=3")
+               "trainer.max_epochs=3", "seed=1")
 
 
 def test_trains_and_the_spec_follows_the_data(three_epochs):
@@ -139,8 +141,7 @@ def test_debug_fast_dev_run_is_one_batch_and_no_best_checkpoint(tmp_path, tiny):
     rec = Record()
     result = run(tmp_path, tiny, "debug=fast_dev_run", "trainer.max_epochs=5", callbacks=[rec])
     assert len(rec.batches) == 1 and len(rec.epochs) == 1
-    assert result.best_checkpoint is None
-    # (Lightning 2.6 still writes last.ckpt at the end of a fast_dev_run, despite the preset's comment)
+    assert result.best_checkpoint is None and result.last_checkpoint is None   # none, as it says
 
 
 def test_seeded_runs_are_repeatable(tmp_path, tiny):

@@ -157,10 +157,11 @@ def test_curves_png_plots_train_and_val_per_epoch(tmp_path, capsys):
     png = result.run_dir / "curves.png"
     assert f"curves: {png}" in capsys.readouterr().out
     image = matplotlib.image.imread(png)
-    assert image.shape[:2] == (400, 1000)                  # 10 x 4 inches at 100 dpi
-    loss, acc = image[:, :500], image[:, 500:]
-    for half in (loss, acc):                               # train in blue, val in orange
-        assert colour_pixels(half, "#1f77b4") > 100 and colour_pixels(half, "#ff7f0e") > 100
+    assert image.shape[:2] == (400, 1400)                  # 14 x 4 inches at 100 dpi
+    loss, acc, lr = image[:, :466], image[:, 466:933], image[:, 933:]
+    for panel in (loss, acc):                              # train in blue, val in orange
+        assert colour_pixels(panel, "#1f77b4") > 100 and colour_pixels(panel, "#ff7f0e") > 100
+    assert colour_pixels(lr, "#2ca02c") > 100               # the learning rate, in green
 
 
 def test_experiment_cifar10_resnet20_is_he_et_al_section_4_2():

@@ -10,6 +10,7 @@ from parity import check_parity
 import netspec
 from netspec.ops.modules import Residual
 
+
 @pytest.mark.parametrize("proof", zoo_proofs.params("test_zoo_convnext.py::test_parity"))
 def test_parity(proof):
     check_parity(proof.spec, proof.make, proof.size, proof.overrides)

@@ -19,8 +19,8 @@ from ..ops.base import OPS, REQUIRED, Args, Feat, Node, Transparent
 from ..ops.combinators import sequence
 from ..ops.norms import NORMS
 from .choices import is_choice
-from .rounding import make_divisible
 from .names import TensorNames, read_into
+from .rounding import make_divisible
 from .source import Loc
 from .values import MAX_CHANNELS, MAX_LAYER_PARAMS, Values, short
 

@@ -15,9 +15,22 @@ from ..compile import resolve
 from ..errors import CheckpointError, ConfigError, NonFiniteLoss, SpecError
 from ..lang.source import load_file, plain
 from ..plugins import load_plugins
-from .config import SPEC_SOURCES, config_dir, register_configs, register_spec_paths
+from .assembly import checkpoint_callback, last_checkpoint, make_trainer, run_callbacks, run_logger
+from .config import (
+    SPEC_SOURCES,
+    check_callbacks,
+    config_dir,
+    register_configs,
+    register_spec_paths,
+)
+from .console import console_callbacks, print_config
 from .data import make_datamodule
+from .ema import check_ema, ema_callbacks
+from .loggers import finish_trackers
 from .module import SpecClassifier
+from .report import best_epoch, evaluation_line, report_of, write_figures
+from .resume import resume_callbacks, resume_checkpoint
+from .trainer_keys import check_trainer
 from .transfer import (
     FreezeBackbone,
     checkpoint_spec,
@@ -110,6 +123,9 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = run_dir_of(cfg)
+    check_trainer(cfg.trainer)        # before anything is built: one message, not a traceback
+    check_ema(cfg.ema)
+    check_callbacks(cfg.callbacks)
     out.mkdir(parents=True, exist_ok=True)
     cfg_spec = OmegaConf.to_container(cfg.spec, resolve=True)
     path, overrides = spec_source(cfg_spec)
@@ -119,10 +135,12 @@ def train(cfg: DictConfig, extra_callbacks=()) -> Result:
                             OmegaConf.to_container(cfg.sched), OmegaConf.to_container(cfg.loss),
                             _class_weights(cfg, dm), cfg.channels_last, cfg.compile,
                             OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.aug))
-    if cfg.ckpt_path:
-        _check_resume(cfg.ckpt_path, net.spec)
+    resume = resume_checkpoint(cfg.ckpt_path, out)   # last: the newest last/recovery.ckpt
+    if resume:
+        _check_resume(resume, net.spec)
+    from ..export import deployment_callback  # the checkpoints carry what export needs
     return fit(cfg, module, dm, out, net.spec, start, _transfer(cfg, module, path, overrides),
-               extra_callbacks)
+               [*extra_callbacks, deployment_callback(dm, net.spec)])
 
 
 def fit(cfg: DictConfig, module: pl.LightningModule, dm, out: Path, spec: dict, start: float,
@@ -130,24 +148,45 @@ def fit(cfg: DictConfig, module: pl.LightningModule, dm, out: Path, spec: dict, 
     """Fit ``module`` as netspec.train does (the configured trainer, checkpoints, logger,
     curves); ``first`` and ``last`` callbacks go before and after the configured ones.
     netspec.search's one-shot strategies fit their supernet with it."""
-    ckpt_path = ckpt_path or cfg.ckpt_path
-    callbacks = [*first, *_callbacks(cfg, out), *last]
-    logger = _logger(cfg, out)
-    trainer = _trainer(cfg, out, logger, callbacks)
+    check_trainer(cfg.trainer)
+    ckpt_path = resume_checkpoint(ckpt_path or cfg.ckpt_path, out)
+    # the resume callbacks last: a recovery checkpoint holds what the others did in its step
+    callbacks = [*console_callbacks(cfg), *first, *run_callbacks(cfg, out), *ema_callbacks(cfg),
+                 *last, *resume_callbacks(cfg, out)]
+    logger = run_logger(cfg, out)
+    trainer = make_trainer(cfg, out, logger, callbacks)
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLoss as e:
-        ckpt = _checkpoint_cb(trainer)
-        kept = _last_checkpoint(trainer) or (ckpt.best_model_path if ckpt else "")
+        ckpt = checkpoint_callback(trainer)
+        kept = last_checkpoint(trainer) or (ckpt.best_model_path if ckpt else "")
+        curves = write_figures(trainer, out) if cfg.callbacks.curves else []  # when it helps most
         raise NonFiniteLoss(f"{e}; training stopped. The last good checkpoint is "
-                            f"{kept or 'none (no epoch had finished)'}") from None
-    if cfg.test:
-        trainer.test(module, datamodule=dm, ckpt_path="best" if _checkpoint_cb(trainer) else None,
-                     weights_only=True)
+                            f"{kept or 'none (no epoch had finished)'}"
+                            + "".join(f"; curves: {p}" for p in curves)) from None
+    # before testing: trainer.test(ckpt_path="best") restores the checkpoint callbacks' state
     result = _result(trainer, out, spec, time.time() - start)
+    tested = _test(trainer, module, dm, out, result.metrics) if cfg.test else None
+    finish_trackers(logger)
     if trainer.is_global_zero:
-        _finish(cfg, result, logger)
+        _finish(cfg, result, trainer, tested)
     return result
+
+
+def _test(trainer, module, dm, out: Path, metrics_out: dict) -> str:
+    """Test the best checkpoint (its metrics into ``metrics_out``); the report line, naming the
+    split (held out, or val)."""
+    from .plots import plot_confusion
+    best = "best" if checkpoint_callback(trainer) and checkpoint_callback(trainer).best_model_path else None
+    metrics = trainer.test(module, datamodule=dm, ckpt_path=best, weights_only=True,
+                           verbose=False)[0]
+    metrics_out.update({k: float(v) for k, v in metrics.items()})
+    label = dm.test_label() if hasattr(dm, "test_label") else "test"
+    of = "the best checkpoint" if best else "the last weights"
+    if trainer.is_global_zero and hasattr(module, "test_confusion"):
+        plot_confusion(module.test_confusion.compute().cpu().numpy(), list(dm.classes),
+                       out / "confusion.png", title=f"{label}, {of}")
+    return f"{evaluation_line(label, metrics)}  ({of})"
 
 
 def _network(cfg, cfg_spec: dict, path: Path, overrides: list[str], dm):
@@ -183,37 +222,6 @@ def _class_weights(cfg, dm) -> list[float] | None:
     return [total / (k * c) if c else 0.0 for c in counts]  # inverse frequency
 
 
-def _trainer(cfg, out: Path, logger, callbacks) -> pl.Trainer:
-    flags = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
-    # (set in flags, not beside them: trainer.enable_progress_bar=false must not be passed twice)
-    flags["enable_progress_bar"] = (cfg.callbacks.progress_bar != "none"
-                                    and flags.get("enable_progress_bar", True))
-    # callbacks.checkpoint=false: no checkpoints at all, not Lightning's default ModelCheckpoint
-    flags.setdefault("enable_checkpointing", bool(cfg.callbacks.checkpoint))
-    trainer = pl.Trainer(**flags, logger=logger, callbacks=callbacks, default_root_dir=str(out))
-    if flags.get("sync_batchnorm") and isinstance(trainer.strategy, pl.strategies.DDPStrategy) \
-            and not isinstance(trainer.accelerator, pl.accelerators.CUDAAccelerator):
-        # torch's DDP refuses SyncBatchNorm on other devices, from inside every launched rank
-        raise ConfigError(f"trainer.sync_batchnorm=true needs CUDA GPUs (torch's SyncBatchNorm "
-                          f"works only with GPU modules), but the trainer runs on "
-                          f"{type(trainer.accelerator).__name__.removesuffix('Accelerator')}; "
-                          f"set trainer.sync_batchnorm=false")
-    return trainer
-
-
-def _checkpoint_cb(trainer):
-    """The callback that keeps the best checkpoint (the first: see _callbacks)."""
-    return trainer.checkpoint_callback
-
-
-def _last_checkpoint(trainer) -> str | None:
-    """last.ckpt, when a run wrote one (the checkpoint callback that monitors nothing)."""
-    for cb in trainer.checkpoint_callbacks:
-        if cb.monitor is None and cb.best_model_path:
-            return cb.best_model_path
-    return None
-
-
 def _check_resume(ckpt_path: str, spec: dict):
     ckpt = load_checkpoint(ckpt_path)
     theirs = checkpoint_spec(ckpt, ckpt_path)
@@ -246,57 +254,6 @@ def _transfer(cfg, module, path, overrides) -> list:
     return []
 
 
-def _callbacks(cfg, out: Path) -> list:
-    from pytorch_lightning.callbacks import (
-        EarlyStopping,
-        LearningRateMonitor,
-        ModelCheckpoint,
-        RichProgressBar,
-        TQDMProgressBar,
-    )
-    c = cfg.callbacks
-    cbs = []
-    if c.checkpoint:
-        cbs.append(ModelCheckpoint(dirpath=out / "checkpoints", monitor=c.monitor, mode=c.mode,
-                                   save_top_k=c.save_top_k, filename="best-epoch{epoch}",
-                                   auto_insert_metric_name=False))
-        if c.save_last:
-            # a checkpoint of its own: Lightning 2.6's save_last=True writes last.ckpt only when
-            # a best checkpoint is saved, so it held the last *best* epoch, not the last one
-            cbs.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None,
-                                       save_top_k=1, enable_version_counter=False))
-    if c.early_stopping_patience is not None:
-        cbs.append(EarlyStopping(monitor=c.monitor, mode=c.mode,
-                                 patience=c.early_stopping_patience))
-    if c.lr_monitor and cfg.logger.name != "none":
-        cbs.append(LearningRateMonitor(logging_interval="epoch"))
-    if c.progress_bar == "rich":
-        cbs.append(RichProgressBar())
-    elif c.progress_bar == "tqdm":
-        cbs.append(TQDMProgressBar())
-    elif c.progress_bar != "none":
-        raise ConfigError(f"callbacks.progress_bar must be rich, tqdm or none, "
-                          f"got '{c.progress_bar}'")
-    return cbs
-
-
-def _logger(cfg, out: Path):
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-    name = cfg.logger.name
-    if name == "csv":
-        return CSVLogger(str(out), name="logs", version="")
-    if name == "tensorboard":
-        try:
-            tb = TensorBoardLogger(str(out), name="tensorboard", version="")
-        except ModuleNotFoundError as e:   # Lightning needs tensorboard or tensorboardX for it
-            raise ConfigError("logger=tensorboard needs the tensorboard package: "
-                              "pip install tensorboard (or use logger=csv)") from e
-        return [CSVLogger(str(out), name="logs", version=""), tb]
-    if name == "none":
-        return False
-    raise ConfigError(f"logger.name must be csv, tensorboard or none, got '{name}'")
-
-
 def _result(trainer, out: Path, spec: dict, seconds: float) -> Result:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     ckpt = trainer.checkpoint_callback
@@ -305,7 +262,7 @@ def _result(trainer, out: Path, spec: dict, seconds: float) -> Result:
     best_epoch = None
     if ckpt is not None:
         best = ckpt.best_model_path or None
-        last = _last_checkpoint(trainer)
+        last = last_checkpoint(trainer)
         if ckpt.best_model_score is not None and ckpt.monitor == "val/acc":
             best_acc = float(ckpt.best_model_score)
         if best:
@@ -315,21 +272,25 @@ def _result(trainer, out: Path, spec: dict, seconds: float) -> Result:
     return Result(out, best_acc, best_epoch, best, last, metrics, spec, seconds)
 
 
-def _finish(cfg, result: Result, logger):
-    from .plots import plot_curves
-    if cfg.callbacks.curves and logger:
-        png = plot_curves(result.run_dir / "logs" / "metrics.csv", result.run_dir / "curves.png")
-        if png:
+def _finish(cfg, result: Result, trainer, tested: str | None):
+    report = report_of(trainer)
+    if cfg.callbacks.curves:
+        for png in write_figures(trainer, result.run_dir):
             print(f"curves: {png}")
     acc = f"{result.best_val_acc:.4f}" if result.best_val_acc is not None else "n/a"
+    epoch = result.best_epoch
+    if epoch is None and report is not None:   # no checkpoint kept: the history knows
+        epoch = best_epoch(report.rows, cfg.callbacks.monitor, cfg.callbacks.mode)
     lines = [
         f"netspec.train: {result.spec.get('name')} on {cfg.data.name}",
-        f"  best val/acc {acc} at epoch {result.best_epoch}",
-        f"  best checkpoint {result.best_checkpoint}",
-        f"  last checkpoint {result.last_checkpoint}",
+        f"  best val/acc {acc}" + (f" at epoch {epoch}" if epoch is not None else ""),
+        *([f"  {tested}"] if tested else []),
+        f"  best checkpoint {result.best_checkpoint or 'none (checkpoints are off)'}",
+        f"  last checkpoint {result.last_checkpoint or 'none'}",
+        f"  summary {report.path}" if report is not None and report.path.is_file() else "",
         f"  run dir {result.run_dir}  ({result.seconds:.0f} s)",
     ]
-    print("\n".join(lines))
+    print("\n".join(line for line in lines if line))
 
 
 # -- the command line -----------------------------------------------------------------------------
@@ -344,6 +305,8 @@ def _task(cfg: DictConfig) -> float | None:
              "for each process, which breaks Hydra sweeps. Use trainer.strategy=ddp_spawn, or "
              "run each configuration as its own command")
     with user_errors():
+        check_trainer(cfg.trainer)
+        print_config(cfg)
         return train(cfg).best_val_acc
 
 

@@ -7,29 +7,25 @@ registered on the fly, a user's own YAML given by path (``spec=path/to/net.yaml`
 from __future__ import annotations
 
 import base64
-import inspect
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 from hydra.core.config_store import ConfigStore
 
-from ..errors import SpecError
+from ..errors import ConfigError, SpecError
 from ..lang.loader import data_dir, spec_path, zoo
 from ..lang.source import load_file, plain
 from .augment import AugConfig
 from .data import DataConfig
+from .trainer_keys import flags as trainer_flags
 
-# -- Lightning's Trainer: every flag of its signature is a typed, overridable key ---------------
-_NOT_FLAGS = {"self", "logger", "callbacks", "plugins", "default_root_dir", "model_registry"}
-
+# -- Lightning's Trainer: every flag of its signature is an overridable key ---------------------
+# (typed Any here: OmegaConf has no unions; trainer_keys checks each against the annotation)
 
 def _trainer_fields():
     out = []
-    for name, p in inspect.signature(pl.Trainer.__init__).parameters.items():
-        if name in _NOT_FLAGS:
-            continue
+    for name, p in trainer_flags().items():
         default = p.default if isinstance(p.default, (bool, int, float, str, type(None))) else None
         out.append((name, Any, field(default=default)))
     return out
@@ -82,17 +78,28 @@ class CallbacksConfig:
     checkpoint: bool = True
     monitor: str = "val/acc"
     mode: str = "max"
-    save_top_k: int = 1
+    save_top_k: int = 1               # the K best checkpoints (-1: all, 0: none)
     save_last: bool = True
     early_stopping_patience: int | None = None
     lr_monitor: bool = True
     progress_bar: str = "rich"        # rich, tqdm, none
     curves: bool = True               # training curves PNG at the end
+    recovery_every: int | None = None  # checkpoints/recovery.ckpt every N training steps (null: off)
+
+
+def check_callbacks(c) -> None:
+    """What Lightning's ModelCheckpoint would refuse with a traceback, as one message."""
+    from .resume import recovery_every
+    recovery_every(c.recovery_every)              # N >= 1, or 0/null
+    if c.save_top_k < -1:
+        raise ConfigError(f"callbacks.save_top_k={c.save_top_k}: keep the K best checkpoints "
+                          f"(K >= 1), -1 for all of them or 0 for none")
 
 
 @dataclass
 class LoggerConfig:
-    name: str = "csv"                 # csv, tensorboard, none
+    name: str = "csv"                 # csv, tensorboard, mlflow, wandb, none
+    project: str = "netspec"          # mlflow: the experiment; wandb: the project
 
 
 @dataclass
@@ -121,8 +128,10 @@ class TrainConfig:
     ckpt_path: str | None = None      # resume training from this checkpoint
     channels_last: bool = False
     compile: bool = False
+    ema: float | None = None          # decay of a moving average of the weights (0.9998; null: off)
     test: bool = False                # evaluate the test split after training
     run_dir: str | None = None        # default: Hydra's output dir
+    verbose: bool = False             # every warning and tip Lightning prints (default: the useful)
 
 
 # -- the spec group -------------------------------------------------------------------------------
