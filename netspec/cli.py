@@ -125,12 +125,28 @@ def _drop_untouched_run_dir() -> None:
         return
     entries = list(out.iterdir()) if out.is_dir() else []
     if all(p.name == ".hydra" or (p.suffix == ".log" and p.is_file()) for p in entries):
+        _close_file_logs_under(out)        # a log opened later would recreate the folder, or fail
         shutil.rmtree(out, ignore_errors=True)
         cwd = Path.cwd().resolve()          # and the dated folders Hydra made for it, now empty
         for parent in out.resolve().parents:
             if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
                 break
             parent.rmdir()
+
+
+def _close_file_logs_under(folder) -> None:
+    """Detach and close the logging file handlers (Hydra's job log) that write under ``folder``."""
+    import logging
+    from pathlib import Path
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    root = Path(folder).resolve()
+    for lg in loggers:
+        for h in list(lg.handlers):
+            name = getattr(h, "baseFilename", None)
+            if name and root in Path(name).resolve().parents:
+                lg.removeHandler(h)
+                h.close()
 
 
 def _one_line(e: Exception, config_path: str) -> str:

@@ -39,6 +39,8 @@ def _said(*messages) -> tuple[list[str], list[str]]:
     handler = _Lines()
     log = _rank_zero_loggers()[0]
     log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.INFO)        # an earlier test (a quiet search) may have raised it
     try:
         with warnings.catch_warnings(record=True) as caught:
             quiet_lightning(verbose=_said.verbose)
@@ -48,6 +50,7 @@ def _said(*messages) -> tuple[list[str], list[str]]:
             warnings.warn("Set a lower value for log_every_n_steps", UserWarning, stacklevel=1)
     finally:
         log.removeHandler(handler)
+        log.setLevel(level)
     return handler.lines, [str(w.message) for w in caught]
 
 
