@@ -39,8 +39,9 @@ def _said(*messages) -> tuple[list[str], list[str]]:
     handler = _Lines()
     log = _rank_zero_loggers()[0]
     log.addHandler(handler)
-    level = log.level
-    log.setLevel(logging.INFO)        # an earlier test (a quiet search) may have raised it
+    level, disabled = log.level, log.disabled
+    log.setLevel(logging.INFO)        # an earlier test (a quiet search, a Hydra run whose job
+    log.disabled = False              # logging disabled existing loggers) may have changed them
     try:
         with warnings.catch_warnings(record=True) as caught:
             quiet_lightning(verbose=_said.verbose)
@@ -51,6 +52,7 @@ def _said(*messages) -> tuple[list[str], list[str]]:
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
+        log.disabled = disabled
     return handler.lines, [str(w.message) for w in caught]
 
 
