@@ -17,8 +17,6 @@ from ..errors import did_you_mean
 from ..ops.base import Feat, Node
 from .source import Loc, Map
 
-CURRENT = "."             # in a merge's list: the current tensor, the previous layer's output
-
 
 @dataclass
 class Named:

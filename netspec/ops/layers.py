@@ -58,6 +58,16 @@ def _act_kind(a, ctx, key="act") -> str:
 
 # -- conv ---------------------------------------------------------------------------------------
 
+def with_norm_act(conv: nn.Module, c: dict, channels: int) -> nn.Module:
+    """``conv`` followed by the node's ``norm`` and ``act`` (on ``channels``), or alone."""
+    parts = [("conv", conv)]
+    if c["norm"] != "none":
+        parts.append(("norm", norm_module(c["norm"], channels, 2, c["norm_kw"])))
+    if c["act"] != "none":
+        parts.append(("act", activation(c["act"])))
+    return conv if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
+
+
 class ConvNode(Node):
     def build(self) -> nn.Module:
         c = self.cfg
@@ -71,12 +81,8 @@ class ConvNode(Node):
                 parts.append(("act", activation(c["act"], inplace=c["norm"] != "none")))
             parts.append(("conv", conv))
         else:
-            parts.append(("conv", conv))
-            if c["norm"] != "none":
-                parts.append(("norm", norm_module(c["norm"], self.out.channels, 2, c["norm_kw"])))
-            if c["act"] != "none":
-                parts.append(("act", activation(c["act"])))
-        return conv if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
+            return with_norm_act(conv, c, self.out.channels)
+        return nn.Sequential(OrderedDict(parts))
 
     def overwritable(self) -> bool:
         return self.cfg["act"] == "none" or self.cfg["order"] == "pre"   # ends in a conv or norm

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 from torch import nn
 
-from .activations import ACT_NAMES, activation
+from .activations import ACT_NAMES
 from .base import Arg, Feat, Node, op, pair
-from .layers import check_norm, need_map, norm_params
-from .norms import NORM_NAMES, norm_module
+from .layers import check_norm, need_map, norm_params, with_norm_act
+from .norms import NORM_NAMES
 
 
 def transposed_out(n: int, k: int, s: int, p: int, d: int = 1, output_padding: int = 0) -> int:
@@ -23,12 +22,7 @@ class ConvTransposeNode(Node):
         conv = nn.ConvTranspose2d(self.inp.channels, self.out.channels, c["k"], c["s"], c["p"],
                                   output_padding=c["output_padding"], groups=c["groups"],
                                   bias=c["bias"], dilation=c["d"])
-        parts = [("conv", conv)]
-        if c["norm"] != "none":
-            parts.append(("norm", norm_module(c["norm"], self.out.channels, 2, c["norm_kw"])))
-        if c["act"] != "none":
-            parts.append(("act", activation(c["act"])))
-        return conv if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
+        return with_norm_act(conv, c, self.out.channels)
 
     def overwritable(self) -> bool:
         return self.cfg["act"] == "none"            # ends in the conv or its norm
