@@ -315,8 +315,8 @@ def test_a_one_shot_search_writes_a_spec_that_trains_as_is(tmp_path, space_file,
     header = (out / "best.yaml").read_text()
     assert "estimated on the supernet" in header and "python -m netspec.train" in header
     rows = (out / "trials.csv").read_text().splitlines()
-    assert rows[0].startswith("number,state,acc,standalone_acc,macs,params")
-    assert sum(1 for r in rows[1:] if r.split(",")[3]) == 2      # two standalone accuracies
+    assert rows[0].startswith("number,state,acc,rescored_acc,standalone_acc,macs,params")
+    assert sum(1 for r in rows[1:] if r.split(",")[4]) == 2      # two standalone accuracies
     assert (out / "history.png").is_file() and (out / "estimates.png").is_file()
     ckpt = torch.load(out / "supernet" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["netspec_oneshot"]["strategy"] == strategy
@@ -476,3 +476,37 @@ def test_candidates_are_scored_alike_whatever_the_process_drew_before(tmp_path, 
 
     first, second = recalibrated(1), recalibrated(2)
     assert first and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_the_best_screening_estimates_are_rescored_on_all_validation_batches(tmp_path, space_file):
+    # screened on one validation batch, the best three are scored again on all of them: those
+    # scores (not the screening ones) rank the pick, in the study and in what is written out
+    from netspec.search.oneshot.phases import make_estimator
+    from netspec.search.oneshot.runner import OneShotSearch
+    small = [o for o in FAST if not o.startswith(("data.num_samples", "data.batch_size"))]
+    cfg = cfg_of(*small, "data.num_samples=160", "data.batch_size=8", f"space={space_file}",
+                 f"run_dir={tmp_path / 'run'}", "strategy=spos", "seed=0", "oneshot.epochs=1",
+                 "oneshot.candidates=8", "oneshot.eval_batches=1", "oneshot.rescore=3")
+    search = OneShotSearch(cfg, log=lambda line: None)
+    search.run()
+    assert len(list(search.dm.val_dataloader())) > 1          # more than the screening batch
+    done = sorted(search.study.get_trials(states=(TrialState.COMPLETE,)),
+                  key=lambda t: (-t.value, t.number))
+    rescored = {int(n): a for n, a in search.study.user_attrs["rescored"].items()}
+    assert sorted(rescored) == sorted(t.number for t in done[:3])
+    every_batch = make_estimator(search, n_eval=None)
+    one_batch = make_estimator(search)
+    for t in done[:3]:
+        path = search.supernet.path(FixedTrial(t.params))
+        assert rescored[t.number] == every_batch(path)
+        assert t.value == one_batch(path)
+    assert any(rescored[t.number] != t.value for t in done[:3])
+    pick = max(done[:3], key=lambda t: (rescored[t.number], -t.number))
+    info = json.loads((search.out / "best.json").read_text())
+    assert info["trial"] == pick.number
+    assert info["estimated_acc"] == rescored[pick.number]
+    assert info["screening_acc"] == pick.value
+    rows = (search.out / "trials.csv").read_text().splitlines()
+    assert sum(1 for r in rows[1:] if r.split(",")[3]) == 3       # three rescored accuracies
+    with pytest.raises(ConfigError, match="oneshot.rescore must be >= 0"):
+        one_shot(tmp_path, space_file, "strategy=spos", "oneshot.rescore=-1")

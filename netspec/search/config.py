@@ -56,6 +56,8 @@ class OneShotConfig:
     population: int = 20               # spos: the evolution's population
     recalibrate: int = 2               # training batches recomputing each candidate's BN stats
     eval_batches: int | None = 2       # validation batches scoring each candidate (null: all)
+    rescore: int = 10                  # the best K estimates scored again on all validation
+    #                                    batches: they rank the final pick (0: none)
     share: str = "slice"               # slice: largest tensors, sliced per path (Once-for-All);
     #                                    module: by place and shape; block: a row's combination
     patience: int = 100                # the supernet's coverage: paths in a row that add nothing

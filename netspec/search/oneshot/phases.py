@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from ...errors import SearchFailed
 from ..objective import logged_to
 from ..quiet import Quiet
+from ..sampling import FixedTrial
 from ..trials import finished_trials
 from .supernet import decision_key
 from .training import (
@@ -127,6 +128,7 @@ def _load(module, last) -> None:
         module.paths.load_state_dict(ckpt[STATE_KEY])
 
 
+RESCORED = "rescored"     # study user attribute: trial number -> all-validation estimate
 FLUSH = 25      # scored candidates written to the study at a time (one transaction each)
 
 
@@ -179,10 +181,11 @@ def _best(study) -> str:
         return "no estimate yet"
 
 
-def make_estimator(search):
-    """estimate(path): its accuracy on oneshot.eval_batches validation batches with the shared
-    weights, its BN statistics recalibrated first on oneshot.recalibrate training batches (the
-    same batches for every candidate); a path scored once is not scored again."""
+def make_estimator(search, n_eval="screening"):
+    """estimate(path): its accuracy on n_eval validation batches (oneshot.eval_batches unless
+    given; None: all) with the shared weights, its BN statistics recalibrated first on
+    oneshot.recalibrate training batches (the same batches for every candidate); a path scored
+    once is not scored again."""
     cfg, supernet = search.cfg, search.supernet
     device = torch.device("cuda" if torch.cuda.is_available() and
                           str(cfg.trainer.get("accelerator") or "auto") in ("auto", "gpu", "cuda")
@@ -194,7 +197,8 @@ def make_estimator(search):
         torch.manual_seed(search.seed)
         train = list(itertools.islice(search.dm.train_dataloader(),
                                       int(search.oneshot.recalibrate)))
-    n_eval = search.oneshot.eval_batches
+    if n_eval == "screening":
+        n_eval = search.oneshot.eval_batches
     val = list(itertools.islice(search.dm.val_dataloader(),
                                 None if n_eval is None else int(n_eval)))
     scores: dict = {}
@@ -208,6 +212,33 @@ def make_estimator(search):
         return scores[key]
 
     return estimate
+
+
+def rescore_best(search) -> None:
+    """Score the oneshot.rescore best estimates again on all validation batches: screening a
+    hundred candidates on a few batches crowns the luckiest as often as the best (the winner's
+    curse); the all-validation estimates rank the final pick and the retrained ones. Resumable:
+    each rescored estimate is kept in the study."""
+    k = int(search.oneshot.rescore)
+    if k == 0 or search.oneshot.eval_batches is None:
+        return          # nothing to rescore, or already scored on all of the validation data
+    todo = [t for t in sorted(search.study.get_trials(deepcopy=False,
+                                                      states=(TrialState.COMPLETE,)),
+                              key=lambda t: (-t.value, t.number))[:k]
+            if t.number not in search.rescored]
+    if not todo:
+        return
+    started = time.process_time()
+    estimate = make_estimator(search, n_eval=None)
+    for t in todo:
+        path = search.supernet.path(FixedTrial(t.params))
+        search.rescored[t.number] = estimate(path)
+        search.study.set_user_attr(RESCORED, {str(n): a for n, a in search.rescored.items()})
+    search.rescore_seconds = time.process_time() - started
+    best = max(todo, key=lambda t: (search.rescored[t.number], -t.number))
+    search.log(f"rescored the best {len(todo)} estimates on all validation batches: best "
+               f"{search.rescored[best.number]:.4f} (#{best.number}, screened "
+               f"{best.value:.4f})")
 
 
 def controller_candidates(search) -> list[dict]:

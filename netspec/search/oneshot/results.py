@@ -1,6 +1,7 @@
-"""What a one-shot search leaves: a trial search's files, where ``acc`` is the supernet's estimate
-and ``standalone_acc`` the retrained accuracy; the best is the best retrained candidate when any
-was retrained, else the best estimate; estimates.png plots one against the other."""
+"""What a one-shot search leaves: a trial search's files, where ``acc`` is the supernet's screening
+estimate, ``rescored_acc`` its estimate on all validation batches (the oneshot.rescore best) and
+``standalone_acc`` the retrained accuracy; the best is the best retrained candidate when any was
+retrained, else the best estimate; estimates.png plots estimate against retrained accuracy."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ def best_candidate(search):
 
 def retrained(search) -> list[tuple]:
     """(estimate, standalone accuracy, trial number) of every retrained candidate."""
-    return [(t.value, search.standalone[t.number], t.number) for t in search.ranked()
+    return [(search.estimate_of(t), search.standalone[t.number], t.number) for t in search.ranked()
             if t.number in search.standalone]
 
 
@@ -37,12 +38,14 @@ def kendall_tau(search) -> tuple[float | None, int]:
 def write_oneshot_results(search, final: bool = False) -> dict:
     out: Path = search.out
     files: dict = {"trials_csv": write_trials_csv(
-        search, out / "trials.csv", {"standalone_acc": dict(search.standalone)})}
+        search, out / "trials.csv", {"rescored_acc": dict(search.rescored),
+                                     "standalone_acc": dict(search.standalone)})}
     best = best_candidate(search)
     files["best_trials"] = [best] if best is not None else []
     if best is not None:
         standalone = search.standalone.get(best.number)
-        note = (f"accuracy estimated on the supernet {best.value:.4f}" +
+        estimate = search.estimate_of(best)
+        note = (f"accuracy estimated on the supernet {estimate:.4f}" +
                 (f", retrained standalone {standalone:.4f}" if standalone is not None else ""))
         path = copy_spec(search, best, out / "best.yaml", "the best network", note)
         if path is not None:
@@ -50,7 +53,8 @@ def write_oneshot_results(search, final: bool = False) -> dict:
             tau, n = kendall_tau(search)
             info = {"study": search.study_name, "storage": search.url, "trial": best.number,
                     "strategy": search.cfg.strategy.name,
-                    "values": {"acc": best.value}, "estimated_acc": best.value,
+                    "values": {"acc": estimate}, "estimated_acc": estimate,
+                    "screening_acc": best.value,
                     "standalone_acc": standalone, "params": best.params,
                     "macs": best.user_attrs.get("macs"), "n_params": best.user_attrs.get("params"),
                     "command": train_command(search, best, path),

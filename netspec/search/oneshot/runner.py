@@ -26,7 +26,7 @@ from ..runner import Search, SearchResult
 from ..sampling import FixedTrial
 from ..trial_config import trial_cfg
 from ..writing import write_spec
-from .phases import score_candidates, strategy_options, train_supernet
+from .phases import RESCORED, rescore_best, score_candidates, strategy_options, train_supernet
 from .results import write_oneshot_results
 from .supernet import SHARES, Allowed, OutsideSupernet, Supernet
 
@@ -50,6 +50,7 @@ class OneShotSearch(Search):
                                  share=str(self.oneshot.share))
         self.cover_seconds = time.process_time() - started
         self.standalone: dict[int, float] = {}
+        self.rescored: dict[int, float] = {}
 
     def _refuse(self, cfg):
         if self.objectives != ["acc"]:
@@ -77,8 +78,9 @@ class OneShotSearch(Search):
         for key in ("epochs", "candidates"):
             if int(cfg.oneshot[key]) < 1:
                 raise ConfigError(f"oneshot.{key} must be at least 1, got {cfg.oneshot[key]}")
-        if int(cfg.oneshot.retrain_top) < 0:
-            raise ConfigError(f"oneshot.retrain_top must be >= 0, got {cfg.oneshot.retrain_top}")
+        for key in ("retrain_top", "rescore"):
+            if int(cfg.oneshot[key]) < 0:
+                raise ConfigError(f"oneshot.{key} must be >= 0, got {cfg.oneshot[key]}")
 
     # -- the constraints on a path -------------------------------------------------------------
     @property
@@ -103,8 +105,9 @@ class OneShotSearch(Search):
         study.set_user_attr("space", self.space.name)
         study.set_user_attr("strategy", cfg.strategy.name)
         self.study = study
-        self.standalone = {int(k): float(v)
-                           for k, v in (study.user_attrs.get(STANDALONE) or {}).items()}
+        self.standalone, self.rescored = (
+            {int(k): float(v) for k, v in (study.user_attrs.get(key) or {}).items()}
+            for key in (STANDALONE, RESCORED))
         self.target = int(cfg.oneshot.candidates)
         return study
 
@@ -120,6 +123,7 @@ class OneShotSearch(Search):
         try:
             train_supernet(self)
             score_candidates(self)
+            rescore_best(self)
             self.retrain()
         finally:
             files = write_oneshot_results(self, final=True)
@@ -146,9 +150,16 @@ class OneShotSearch(Search):
         return acc
 
     # -- retraining the best ------------------------------------------------------------------
+    def estimate_of(self, t) -> float:
+        """A candidate's best estimate: on all validation batches where it was rescored."""
+        return self.rescored.get(t.number, t.value)
+
     def ranked(self) -> list:
+        """Candidates best first: the rescored ones (their all-validation estimates) ahead of
+        the rest (their screening estimates on oneshot.eval_batches)."""
         done = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-        return sorted(done, key=lambda t: (-t.value, t.number))
+        return sorted(done, key=lambda t: (t.number not in self.rescored, -self.estimate_of(t),
+                                           t.number))
 
     def retrain(self) -> None:
         k = int(self.oneshot.retrain_top)
@@ -160,9 +171,10 @@ class OneShotSearch(Search):
                                                f"{self.space.name}_{t.number}")
             spec_file = write_spec(sample.spec, tdir / "spec.yaml",
                                    header=f"candidate {t.number} of study '{self.study_name}': "
-                                          f"estimated acc {t.value:.4f} on the supernet")
-            self.log(f"retraining candidate {t.number} (estimated {t.value:.4f}) standalone for "
-                     f"{self.cfg.budget.epochs} epochs")
+                                          f"estimated acc {self.estimate_of(t):.4f} on the "
+                                          f"supernet")
+            self.log(f"retraining candidate {t.number} (estimated {self.estimate_of(t):.4f}) "
+                     f"standalone for {self.cfg.budget.epochs} epochs")
             started = time.process_time()
             result = train_trial(trial_cfg(self.cfg, spec_file, sample, tdir), [],
                                  tdir / "train.log")
@@ -197,6 +209,7 @@ class OneShotSearch(Search):
         return {k: v for k, v in (("supernet_cover", self.cover_seconds),
                                   ("supernet_training", getattr(self, "supernet_seconds", None)),
                                   ("scoring", getattr(self, "score_seconds", None)),
+                                  ("rescoring", getattr(self, "rescore_seconds", None)),
                                   ("retraining", getattr(self, "retrain_seconds", None)))
                 if v is not None}
 
