@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--data", default="digits", help="the task (data=NAME), e.g. shapes")
     ap.add_argument("--epochs", type=int, default=None, help="the per-trial budget")
     ap.add_argument("--oneshot-epochs", type=int, default=None)
+    ap.add_argument("--aug", default=None, help="aug=NAME for every command (default: the "
+                                                "config's)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     seeds = a.seeds or ([0] if a.quick else [0, 1, 2])
@@ -109,20 +111,15 @@ def main() -> None:
     out = a.out or Path(tempfile.mkdtemp(prefix="bench_oneshot_"))
     out.mkdir(parents=True, exist_ok=True)
     common = ["space=mobile_stages", f"data={a.data}", f"budget.epochs={epochs}",
-              "callbacks.progress_bar=none", "logger=none", "heartbeat=0"]
+              "callbacks.progress_bar=none", "logger=none", "heartbeat=0",
+              *([f"aug={a.aug}"] if a.aug else [])]
     print(f"space mobile_stages on {a.data}, budget {epochs} epochs per training, "
           f"{n_trials} random trials, one-shot: oneshot.epochs={oneshot_epochs}, "
           f"retrain_top=1; seeds {seeds}; runs in {out}", flush=True)
     rows = []
     for seed in seeds:
         r = {"seed": seed}
-        rdir = out / f"random{seed}"
-        r["random_cpu"] = run([*common, "strategy=random", f"n_trials={n_trials}", f"seed={seed}",
-                               f"run_dir={rdir}"], out / f"random{seed}.log")
-        trials = [t for t in trials_of(rdir) if t["state"] == "COMPLETE"]
-        accs = [float(t["acc"]) for t in trials]
-        r["random_best"], r["median"] = max(accs), statistics.median(accs)
-        for strategy in ("spos", "enas"):
+        for strategy in ("spos", "enas"):      # first: the cheaper runs say early how it goes
             sdir = out / f"{strategy}{seed}"
             r[f"{strategy}_cpu"] = run([*common, f"strategy={strategy}", f"seed={seed}",
                                         f"oneshot.epochs={oneshot_epochs}",
@@ -131,8 +128,14 @@ def main() -> None:
             info = json.loads((sdir / "best.json").read_text())
             r[f"{strategy}_acc"] = info["standalone_acc"]
             r[f"{strategy}_est"] = info["estimated_acc"]
-        skip = {"number", "state", "acc", "standalone_acc", "macs", "params", "latency_ms",
-                "seconds", "reason", "retried", "worker", "spec"}
+        rdir = out / f"random{seed}"
+        r["random_cpu"] = run([*common, "strategy=random", f"n_trials={n_trials}", f"seed={seed}",
+                               f"run_dir={rdir}"], out / f"random{seed}.log")
+        trials = [t for t in trials_of(rdir) if t["state"] == "COMPLETE"]
+        accs = [float(t["acc"]) for t in trials]
+        r["random_best"], r["median"] = max(accs), statistics.median(accs)
+        skip = {"number", "state", "acc", "rescored_acc", "standalone_acc", "macs", "params",
+                "latency_ms", "seconds", "reason", "retried", "worker", "spec"}
         archs = [{k: _value(v) for k, v in t.items() if k not in skip and v != ""}
                  for t in trials]
         est = estimates_on_supernet(out / f"spos{seed}", common, archs)
