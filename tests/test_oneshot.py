@@ -508,5 +508,15 @@ def test_the_best_screening_estimates_are_rescored_on_all_validation_batches(tmp
     assert info["screening_acc"] == pick.value
     rows = (search.out / "trials.csv").read_text().splitlines()
     assert sum(1 for r in rows[1:] if r.split(",")[3]) == 3       # three rescored accuracies
+    # an architecture proposed again takes no slot of its own: not rescored, not ranked twice
+    from optuna.trial import create_trial
+
+    from netspec.search.oneshot.phases import rescore_best
+    search.study.add_trial(create_trial(params=done[0].params,
+                                        distributions=done[0].distributions,
+                                        value=done[0].value))
+    rescore_best(search)
+    assert {int(n) for n in search.study.user_attrs["rescored"]} == set(rescored)
+    assert [t.params for t in search.ranked()].count(done[0].params) == 1
     with pytest.raises(ConfigError, match="oneshot.rescore must be >= 0"):
         one_shot(tmp_path, space_file, "strategy=spos", "oneshot.rescore=-1")

@@ -214,6 +214,19 @@ def make_estimator(search, n_eval="screening"):
     return estimate
 
 
+def distinct(trials: list) -> list:
+    """The first trial of each architecture: an evolution proposes one again now and then, and a
+    duplicate would take a rescoring or retraining slot with nothing new to learn."""
+    seen: set = set()
+    out = []
+    for t in trials:
+        key = tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
 def rescore_best(search) -> None:
     """Score the oneshot.rescore best estimates again on all validation batches: screening a
     hundred candidates on a few batches crowns the luckiest as often as the best (the winner's
@@ -222,9 +235,9 @@ def rescore_best(search) -> None:
     k = int(search.oneshot.rescore)
     if k == 0 or search.oneshot.eval_batches is None:
         return          # nothing to rescore, or already scored on all of the validation data
-    todo = [t for t in sorted(search.study.get_trials(deepcopy=False,
-                                                      states=(TrialState.COMPLETE,)),
-                              key=lambda t: (-t.value, t.number))[:k]
+    todo = [t for t in distinct(sorted(search.study.get_trials(deepcopy=False,
+                                                               states=(TrialState.COMPLETE,)),
+                                       key=lambda t: (-t.value, t.number)))[:k]
             if t.number not in search.rescored]
     if not todo:
         return

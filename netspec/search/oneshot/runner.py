@@ -26,7 +26,7 @@ from ..runner import Search, SearchResult
 from ..sampling import FixedTrial
 from ..trial_config import trial_cfg
 from ..writing import write_spec
-from .phases import RESCORED, rescore_best, score_candidates, strategy_options, train_supernet
+from .phases import RESCORED, distinct, rescore_best, score_candidates, strategy_options, train_supernet
 from .results import write_oneshot_results
 from .supernet import SHARES, Allowed, OutsideSupernet, Supernet
 
@@ -155,11 +155,11 @@ class OneShotSearch(Search):
         return self.rescored.get(t.number, t.value)
 
     def ranked(self) -> list:
-        """Candidates best first: the rescored ones (their all-validation estimates) ahead of
-        the rest (their screening estimates on oneshot.eval_batches)."""
+        """Candidates best first, each architecture once: the rescored ones (their
+        all-validation estimates) ahead of the rest (their screening estimates)."""
         done = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-        return sorted(done, key=lambda t: (t.number not in self.rescored, -self.estimate_of(t),
-                                           t.number))
+        return distinct(sorted(done, key=lambda t: (t.number not in self.rescored,
+                                                    -self.estimate_of(t), t.number)))
 
     def retrain(self) -> None:
         k = int(self.oneshot.retrain_top)
