@@ -1,0 +1,107 @@
+"""Probe: does a space's supernet learn when its paths change every step, and which decisions
+stall it? (the nasnet_cell supernet barely learns in 4 epochs on digits, README "One-shot search")
+
+A plain AdamW loop (lr 3e-3, batches of 64 digits at 32x32, one torch thread), a fresh supernet
+per regime, the mean training loss of each 10 steps. The reference, measured in the same run:
+one path held fixed every step. Then: every decision drawn uniformly; the cells' inputs pinned
+to the reference path's and the operations drawn; the operations pinned and the inputs drawn;
+the inputs pinned and the operations drawn among the separable convs only, or among the
+parameter-free operations only.
+
+    python bench/probe_supernet_learning.py              # nasnet_cell, 100 steps: ~4 minutes
+    python bench/probe_supernet_learning.py --steps 300
+"""
+from __future__ import annotations
+
+import argparse
+import random
+
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+from netspec.search.oneshot.paths import UniformTrial
+from netspec.search.oneshot.supernet import OutsideSupernet, Supernet
+from netspec.search.rl.options import options_of
+from netspec.search.sampling import Sampler
+from netspec.search.space import load_space
+
+
+class Drawn(UniformTrial):
+    """Decisions for which ``pin(name)`` holds take the reference path's value; an operation is
+    drawn among the options ``allow`` keeps (all when it keeps none); the rest are uniform."""
+
+    def __init__(self, rng, reference, pin, allow=lambda option: True):
+        super().__init__(rng)
+        self.reference, self.pin, self.allow = reference, pin, allow
+
+    def draw(self, name, dist):
+        if self.pin(name) and name in self.reference:
+            return self.reference[name]
+        options = options_of(dist)
+        if ".ops[" in name:
+            options = [o for o in options if self.allow(o)] or options
+        return self.rng.choice(options)
+
+
+def supernet_of(space: str) -> Supernet:
+    sp = load_space(space)
+    base = sp.base_spec(None, [], ["num_classes=10", "input.channels=1", "input.size=[32, 32]"])
+    return Supernet(Sampler(sp, base, sp.name), seed=0)
+
+
+def losses(supernet, make_trial, x, y, steps: int) -> list[float]:
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(supernet.parameters(), lr=3e-3)
+    out = []
+    for _ in range(steps):
+        while True:
+            try:
+                path = supernet.path(make_trial())
+                break
+            except OutsideSupernet:
+                continue
+        path.module.train()
+        i = torch.randint(0, len(x), (64,))
+        logits = path.module(x[i])
+        loss = F.cross_entropy(logits[0] if isinstance(logits, (tuple, list)) else logits, y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        out.append(loss.item())
+    return [sum(out[k:k + 10]) / len(out[k:k + 10]) for k in range(0, steps, 10)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="nasnet_cell")
+    ap.add_argument("--steps", type=int, default=100)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    images, labels = load_digits(return_X_y=True)
+    x = F.interpolate(torch.tensor(images, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0, size=32)
+    y = torch.tensor(labels)
+    rng = random.Random(5)
+    reference = supernet_of(a.space).path(UniformTrial(random.Random(3))).params
+    is_input, is_op = (lambda n: ".inputs[" in n), (lambda n: ".ops[" in n)
+    regimes = {
+        "one path, fixed (reference)": dict(pin=lambda n: True),
+        "every decision drawn": dict(pin=lambda n: False),
+        "inputs pinned, ops drawn": dict(pin=is_input),
+        "ops pinned, inputs drawn": dict(pin=is_op),
+        "inputs pinned, ops among sep_convs": dict(pin=is_input,
+                                                  allow=lambda o: "sep_conv" in str(o)),
+        "inputs pinned, ops parameter-free": dict(pin=is_input,
+                                                 allow=lambda o: "conv" not in str(o)),
+    }
+    first = None
+    for label, how in regimes.items():
+        curve = losses(supernet_of(a.space), lambda how=how: Drawn(rng, reference, **how), x, y,
+                       a.steps)
+        first = first or curve
+        print(f"{label:38s} loss per 10 steps {' '.join(f'{v:.2f}' for v in curve)}; last over "
+              f"the reference's last {curve[-1] / first[-1]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
