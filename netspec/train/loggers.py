@@ -45,9 +45,15 @@ def tracker(name: str, project: str, run_name: str, out: Path):
 
 
 def finish_trackers(logger) -> None:
-    """End the W&B run, which Lightning leaves open (for notebooks): only then does wandb write
-    the offline record out."""
+    """End the W&B run, which Lightning leaves open (for notebooks), and wait for wandb's service
+    to write it out: finish() alone can return before the offline record holds the metrics (seen
+    on a loaded machine: the record was its header only)."""
     from pytorch_lightning.loggers import WandbLogger
+    finished = False
     for one in logger if isinstance(logger, list) else [logger]:
         if isinstance(one, WandbLogger) and one._experiment is not None:
             one.experiment.finish()
+            finished = True
+    if finished:
+        import wandb
+        wandb.teardown()          # a later run in this process starts the service again
