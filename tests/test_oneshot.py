@@ -494,7 +494,7 @@ def test_the_best_screening_estimates_are_rescored_on_all_validation_batches(tmp
                   key=lambda t: (-t.value, t.number))
     rescored = {int(n): a for n, a in search.study.user_attrs["rescored"].items()}
     assert sorted(rescored) == sorted(t.number for t in done[:3])
-    every_batch = make_estimator(search, n_eval=None)
+    every_batch = make_estimator(search, all_batches=True)
     one_batch = make_estimator(search)
     for t in done[:3]:
         path = search.supernet.path(FixedTrial(t.params))

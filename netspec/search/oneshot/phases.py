@@ -181,11 +181,11 @@ def _best(study) -> str:
         return "no estimate yet"
 
 
-def make_estimator(search, n_eval="screening"):
-    """estimate(path): its accuracy on n_eval validation batches (oneshot.eval_batches unless
-    given; None: all) with the shared weights, its BN statistics recalibrated first on
-    oneshot.recalibrate training batches (the same batches for every candidate); a path scored
-    once is not scored again."""
+def make_estimator(search, all_batches: bool = False):
+    """estimate(path): its accuracy on oneshot.eval_batches validation batches (all of them with
+    all_batches or eval_batches null) with the shared weights, its BN statistics recalibrated
+    first on oneshot.recalibrate training batches (the same batches for every candidate); a path
+    scored once is not scored again."""
     cfg, supernet = search.cfg, search.supernet
     device = torch.device("cuda" if torch.cuda.is_available() and
                           str(cfg.trainer.get("accelerator") or "auto") in ("auto", "gpu", "cuda")
@@ -197,8 +197,7 @@ def make_estimator(search, n_eval="screening"):
         torch.manual_seed(search.seed)
         train = list(itertools.islice(search.dm.train_dataloader(),
                                       int(search.oneshot.recalibrate)))
-    if n_eval == "screening":
-        n_eval = search.oneshot.eval_batches
+    n_eval = None if all_batches else search.oneshot.eval_batches
     val = list(itertools.islice(search.dm.val_dataloader(),
                                 None if n_eval is None else int(n_eval)))
     scores: dict = {}
@@ -217,14 +216,10 @@ def make_estimator(search, n_eval="screening"):
 def distinct(trials: list) -> list:
     """The first trial of each architecture: an evolution proposes one again now and then, and a
     duplicate would take a rescoring or retraining slot with nothing new to learn."""
-    seen: set = set()
-    out = []
+    first: dict = {}
     for t in trials:
-        key = tuple(sorted((k, repr(v)) for k, v in t.params.items()))
-        if key not in seen:
-            seen.add(key)
-            out.append(t)
-    return out
+        first.setdefault(decision_key(t.params), t)
+    return list(first.values())
 
 
 def rescore_best(search) -> None:
@@ -242,7 +237,7 @@ def rescore_best(search) -> None:
     if not todo:
         return
     started = time.process_time()
-    estimate = make_estimator(search, n_eval=None)
+    estimate = make_estimator(search, all_batches=True)
     for t in todo:
         path = search.supernet.path(FixedTrial(t.params))
         search.rescored[t.number] = estimate(path)
