@@ -21,7 +21,7 @@ command a user types:
 and, first, the spread of the 50 standalone accuracies (best minus median: at least 5 points for
 a task where the architecture matters).
 
-    python bench/bench_oneshot.py                    # the run in bench/README.md: ~2.5 CPU hours
+    python bench/bench_oneshot.py                    # the run in bench/README.md: ~2 CPU hours
     python bench/bench_oneshot.py --seeds 1          # one seed (a run per seed, same --out, then
                                                      # all seeds: the finished commands are reused)
     python bench/bench_oneshot.py --data digits --aug digits --epochs 2 --oneshot-epochs 4
