@@ -7,6 +7,7 @@ test trains the supernet on 2 CPU processes (slow)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -520,3 +521,23 @@ def test_the_best_screening_estimates_are_rescored_on_all_validation_batches(tmp
     assert [t.params for t in search.ranked()].count(done[0].params) == 1
     with pytest.raises(ConfigError, match="oneshot.rescore must be >= 0"):
         one_shot(tmp_path, space_file, "strategy=spos", "oneshot.rescore=-1")
+
+
+def test_a_supernet_that_does_not_learn_is_said_not_to(tmp_path, space_file):
+    # random labels (data=fake) leave nothing to learn; digits do
+    common = ["strategy=spos", "oneshot.epochs=3", "oneshot.candidates=4", "oneshot.rescore=0",
+              "seed=0"]
+    noise = one_shot(tmp_path, space_file, *common, run="noise")
+    digits = one_shot(tmp_path, space_file, *common, "data=digits", "data.size=8",
+                      "data.batch_size=32", "optim=adamw", "optim.weight_decay=0", run="digits")
+    warned = [line for line in noise.lines if "the supernet did not learn" in line]
+    assert len(warned) == 1 and "ln(10) = 2.303" in warned[0] and "strategy=tpe" in warned[0]
+    assert not any("did not learn" in line for line in digits.lines)
+    for res in (noise, digits):
+        losses = json.loads((res.run_dir / "best.json").read_text())["supernet_train_loss"]
+        assert len(losses) == 3
+    learned = json.loads((digits.run_dir / "best.json").read_text())["supernet_train_loss"]
+    assert learned[-1] < learned[0] and learned[-1] < 0.9 * math.log(10)
+    # the run that finds the supernet trained already says it again
+    again = one_shot(tmp_path, space_file, *common, run="noise")
+    assert any("the supernet did not learn" in line for line in again.lines)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytorch_lightning as pl
@@ -62,10 +64,12 @@ CONTROLLER = {"hidden": 64, "embed": 32, "lr": 0.01, "baseline_decay": 0.95,
 
 
 class EpochLine(pl.Callback):
-    """One console line per supernet epoch (Lightning's own output goes to supernet/train.log)."""
+    """One console line per supernet epoch (Lightning's own output goes to supernet/train.log),
+    and each epoch's training loss kept in ``losses`` (a file: a spawned DDP rank writes it too,
+    and a resumed run adds to it)."""
 
-    def __init__(self, epochs: int):
-        self.epochs, self.started = epochs, time.time()
+    def __init__(self, epochs: int, losses: Path):
+        self.epochs, self.started, self.losses = epochs, time.time(), losses
 
     @staticmethod
     def say(line: str) -> None:
@@ -76,6 +80,10 @@ class EpochLine(pl.Callback):
         if not trainer.is_global_zero:
             return
         m = trainer.callback_metrics
+        if "train/loss_epoch" in m:
+            kept = epoch_losses(self.losses)
+            kept[trainer.current_epoch] = float(m["train/loss_epoch"])
+            self.losses.write_text(json.dumps({str(k): v for k, v in kept.items()}) + "\n")
         parts = [f"supernet epoch {trainer.current_epoch + 1}/{self.epochs}"]
         for key, label in (("train/loss_epoch", "train loss"), ("val/acc", "val/acc (one path)"),
                            ("controller/reward", "controller reward")):
@@ -86,6 +94,33 @@ class EpochLine(pl.Callback):
             parts.append(f"{outside} paths outside the supernet drawn again")
         parts.append(f"{time.time() - self.started:.0f} s")
         self.say(", ".join(parts))
+
+
+def epoch_losses(file: Path) -> dict[int, float]:
+    """The supernet's training loss per epoch, as EpochLine kept it."""
+    if not file.is_file():
+        return {}
+    return {int(k): float(v) for k, v in json.loads(file.read_text()).items()}
+
+
+NEAR_CHANCE = 0.9    # of ln(classes): the loss of a network that predicts every class alike
+
+
+def unlearned_warning(losses: dict[int, float], num_classes: int) -> str | None:
+    """A warning when the supernet's last training loss is still near chance (ln of the number
+    of classes, whatever the loss's smoothing or mixing): its estimates then rank candidates by
+    noise (the nasnet_cell supernet on digits in 4 epochs, README "One-shot search")."""
+    if not losses or num_classes < 2:
+        return None
+    first, last = losses[min(losses)], losses[max(losses)]
+    chance = math.log(num_classes)
+    if last < NEAR_CHANCE * chance:
+        return None
+    return (f"warning: the supernet did not learn: its training loss went {first:.3f} -> "
+            f"{last:.3f} over {len(losses)} epochs, and a network that predicts every class "
+            f"alike has ln({num_classes}) = {chance:.3f}; its estimates rank the candidates by "
+            f"noise. Train it longer (oneshot.epochs=), or search this space with a trial "
+            f"strategy (strategy=tpe, rl, random)")
 
 
 def train_supernet(search) -> None:
@@ -103,6 +138,7 @@ def train_supernet(search) -> None:
         _load(module, last)
         search.supernet_seconds = json.loads(done.read_text()).get("cpu_seconds")
         search.log(f"supernet: trained already ({done}); scoring candidates")
+        _check_learned(search, module)
         return
     if tcfg.seed is not None:
         pl.seed_everything(tcfg.seed, workers=True, verbose=False)
@@ -112,13 +148,21 @@ def train_supernet(search) -> None:
     started, cpu = time.time(), time.process_time()
     with logged_to(sdir / "train.log"), Quiet():
         fit(tcfg, module, search.dm, sdir, module.hparams.spec, started,
-            last=[EpochLine(int(search.oneshot.epochs))], ckpt_path=resume)
+            last=[EpochLine(int(search.oneshot.epochs), search.losses_file)], ckpt_path=resume)
     if not last.is_file():
         raise SearchFailed(f"the supernet's training wrote no {last}; see {sdir / 'train.log'}")
     _load(module, last)          # the weights and the controller of rank 0 (ddp_spawn too)
     search.supernet_seconds = time.process_time() - cpu
     done.write_text(json.dumps({"cpu_seconds": search.supernet_seconds,
                                 "seconds": time.time() - started}) + "\n")
+    _check_learned(search, module)
+
+
+def _check_learned(search, module) -> None:
+    search.supernet_losses = epoch_losses(search.losses_file)
+    warning = unlearned_warning(search.supernet_losses, module.num_classes)
+    if warning:
+        search.log(warning)
 
 
 def _load(module, last) -> None:

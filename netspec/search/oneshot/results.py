@@ -59,6 +59,8 @@ def write_oneshot_results(search, final: bool = False) -> dict:
                     "macs": best.user_attrs.get("macs"), "n_params": best.user_attrs.get("params"),
                     "command": train_command(search, best, path),
                     "supernet": search.supernet.describe(),
+                    "supernet_train_loss": [round(v, 4) for _, v in
+                                            sorted(search.supernet_losses.items())],
                     "kendall_tau": tau, "retrained": n,
                     "cpu_seconds": {k: round(v, 1) for k, v in search.cpu_seconds().items()}}
             (out / "best.json").write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -51,6 +51,7 @@ class OneShotSearch(Search):
         self.cover_seconds = time.process_time() - started
         self.standalone: dict[int, float] = {}
         self.rescored: dict[int, float] = {}
+        self.supernet_losses: dict[int, float] = {}   # per epoch (phases.train_supernet)
 
     def _refuse(self, cfg):
         if self.objectives != ["acc"]:
@@ -216,3 +217,7 @@ class OneShotSearch(Search):
     @property
     def supernet_dir(self) -> Path:
         return self.out / "supernet"
+
+    @property
+    def losses_file(self) -> Path:
+        return self.supernet_dir / "losses.json"
