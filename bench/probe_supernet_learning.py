@@ -6,10 +6,13 @@ per regime, the mean training loss of each 10 steps. The reference, measured in 
 one path held fixed every step. Then: every decision drawn uniformly; the cells' inputs pinned
 to the reference path's and the operations drawn; the operations pinned and the inputs drawn;
 the inputs pinned and the operations drawn among the separable convs only, or among the
-parameter-free operations only.
+parameter-free operations only; each decision drawn with probability p (the others the
+reference's). ``--alone``: each decision drawn alone, the others pinned, ranked by the mean loss
+of the last 20 of 60 steps (which decisions disturb the shared weights most).
 
-    python bench/probe_supernet_learning.py              # nasnet_cell, 100 steps: ~4 minutes
+    python bench/probe_supernet_learning.py              # nasnet_cell, 100 steps: ~5 minutes
     python bench/probe_supernet_learning.py --steps 300
+    python bench/probe_supernet_learning.py --alone      # 40 decisions: ~10 minutes
 """
 from __future__ import annotations
 
@@ -31,12 +34,13 @@ class Drawn(UniformTrial):
     """Decisions for which ``pin(name)`` holds take the reference path's value; an operation is
     drawn among the options ``allow`` keeps (all when it keeps none); the rest are uniform."""
 
-    def __init__(self, rng, reference, pin, allow=lambda option: True):
+    def __init__(self, rng, reference, pin, allow=lambda option: True, p=1.0):
         super().__init__(rng)
-        self.reference, self.pin, self.allow = reference, pin, allow
+        self.reference, self.pin, self.allow, self.p = reference, pin, allow, p
 
     def draw(self, name, dist):
-        if self.pin(name) and name in self.reference:
+        pinned = self.pin(name) or (self.p < 1 and self.rng.random() >= self.p)
+        if pinned and name in self.reference:
             return self.reference[name]
         options = options_of(dist)
         if ".ops[" in name:
@@ -72,10 +76,26 @@ def losses(supernet, make_trial, x, y, steps: int) -> list[float]:
     return [sum(out[k:k + 10]) / len(out[k:k + 10]) for k in range(0, steps, 10)]
 
 
+def alone(space: str, reference: dict, x, y, steps: int = 60) -> None:
+    """Each decision drawn alone, the others the reference's; the most disturbing first."""
+    rows = []
+    for name in sorted(reference):
+        curve = losses(supernet_of(space), lambda name=name: Drawn(
+            random.Random(len(rows)), reference, pin=lambda n, name=name: n != name), x, y, steps)
+        rows.append((sum(curve[-2:]) / 2, name))
+    fixed = losses(supernet_of(space), lambda: Drawn(random.Random(0), reference,
+                                                     pin=lambda n: True), x, y, steps)
+    print(f"one path, fixed: {sum(fixed[-2:]) / 2:.2f} (mean loss of the last 20 of {steps} "
+          f"steps)")
+    for loss, name in sorted(rows, reverse=True):
+        print(f"{loss:.2f}  {name} drawn alone (reference: {reference[name]!r})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default="nasnet_cell")
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--alone", action="store_true", help="each decision drawn alone, ranked")
     a = ap.parse_args()
     torch.set_num_threads(1)
     images, labels = load_digits(return_X_y=True)
@@ -83,6 +103,9 @@ def main() -> None:
     y = torch.tensor(labels)
     rng = random.Random(5)
     reference = supernet_of(a.space).path(UniformTrial(random.Random(3))).params
+    if a.alone:
+        alone(a.space, reference, x, y)
+        return
     is_input, is_op = (lambda n: ".inputs[" in n), (lambda n: ".ops[" in n)
     regimes = {
         "one path, fixed (reference)": dict(pin=lambda n: True),
@@ -93,6 +116,8 @@ def main() -> None:
                                                   allow=lambda o: "sep_conv" in str(o)),
         "inputs pinned, ops parameter-free": dict(pin=is_input,
                                                  allow=lambda o: "conv" not in str(o)),
+        **{f"each decision drawn with p={p}": dict(pin=lambda n: False, p=p)
+           for p in (0.05, 0.1, 0.25, 0.5)},
     }
     first = None
     for label, how in regimes.items():
