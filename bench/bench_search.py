@@ -16,7 +16,9 @@ For each seed it runs `random`, `tpe` and `rl` for 50 trials each and prints:
     epoch of a one-cycle schedule predicts the final one poorly.
 
     python bench/bench_search.py            # the full run: about 14 minutes on 2 CPU cores
-    python bench/bench_search.py --quick    # a smoke run (1 seed, 10 trials, 2 epochs; 3 for pruning): about 50 s
+    python bench/bench_search.py --quick    # a smoke run: about 50 s
+
+(--quick: 1 seed, 10 trials, 2 epochs; 3 for pruning.)
 
 Each trial trains with one torch thread (the networks are tiny: a second thread mostly waits).
 A network that was trained before in the same run with the same seed and configuration (the
