@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ...errors import SearchFailed
+from ..chance import supernet_unlearned
 from ..objective import logged_to
 from ..quiet import Quiet
 from ..sampling import FixedTrial
@@ -103,26 +103,6 @@ def epoch_losses(file: Path) -> dict[int, float]:
     return {int(k): float(v) for k, v in json.loads(file.read_text()).items()}
 
 
-NEAR_CHANCE = 0.9    # of ln(classes): the loss of a network that predicts every class alike
-
-
-def unlearned_warning(losses: dict[int, float], num_classes: int) -> str | None:
-    """A warning when the supernet's last training loss is still near chance (ln of the number
-    of classes, whatever the loss's smoothing or mixing): its estimates then rank candidates by
-    noise (the nasnet_cell supernet on digits in 4 epochs, README "One-shot search")."""
-    if not losses or num_classes < 2:
-        return None
-    first, last = losses[min(losses)], losses[max(losses)]
-    chance = math.log(num_classes)
-    if last < NEAR_CHANCE * chance:
-        return None
-    return (f"warning: the supernet did not learn: its training loss went {first:.3f} -> "
-            f"{last:.3f} over {len(losses)} epochs, and a network that predicts every class "
-            f"alike has ln({num_classes}) = {chance:.3f}; its estimates rank the candidates by "
-            f"noise. Train it longer (oneshot.epochs=), or search this space with a trial "
-            f"strategy (strategy=tpe, rl, random)")
-
-
 def train_supernet(search) -> None:
     """Train the supernet for oneshot.epochs (or load it: ``supernet/done``); resumes from
     supernet/checkpoints/last.ckpt."""
@@ -160,7 +140,7 @@ def train_supernet(search) -> None:
 
 def _check_learned(search, module) -> None:
     search.supernet_losses = epoch_losses(search.losses_file)
-    warning = unlearned_warning(search.supernet_losses, module.num_classes)
+    warning = supernet_unlearned(search.supernet_losses, module.num_classes)
     if warning:
         search.log(warning)
 
