@@ -61,6 +61,10 @@ class OneShotConfig:
     share: str = "slice"               # slice: largest tensors, sliced per path (Once-for-All);
     #                                    module: by place and shape; block: a row's combination
     patience: int = 100                # the supernet's coverage: paths in a row that add nothing
+    warmup: float = 0.0                # the supernet's first steps (this fraction) draw each
+    #                                    decision with a probability rising to 1, else keep one
+    #                                    anchor path's (training.py's Widening); 0: none
+    warmup_from: float = 0.05          # ... that probability at the first step
 
 
 @dataclass

@@ -7,6 +7,8 @@ one the controller can propose and the evolution can score:
     UniformTrial      every option equally likely (SPOS's uniform path sampling)
     PinnedTrial       one decision fixed, the others uniform (the supernet's coverage pass)
     ControllerTrial   the LSTM controller's softmax (ENAS), its steps kept for the update
+    AnchoredTrial     another trial's draw for each decision with probability p, else one anchor
+                      path's value (the supernet's warm-up, training.py's Widening)
 """
 from __future__ import annotations
 
@@ -88,3 +90,16 @@ class ControllerTrial(DrawTrial):
                                                   greedy=self.greedy)
         self.steps.append((index, token))
         return options[token]
+
+
+class AnchoredTrial(DrawTrial):
+    """Each decision drawn by ``inner`` with probability ``p``; otherwise the ``anchor`` path's
+    value (a decision the anchor lacks, as a repeat it did not have, is always drawn)."""
+
+    def __init__(self, inner: DrawTrial, anchor: dict, p: float, rng: random.Random):
+        self.inner, self.anchor, self.p, self.rng = inner, anchor, p, rng
+
+    def draw(self, name, dist):
+        if name in self.anchor and self.rng.random() >= self.p:
+            return self.anchor[name]
+        return self.inner.draw(name, dist)

@@ -24,7 +24,9 @@ from .supernet import decision_key
 from .training import (
     STATE_KEY,
     ControllerPaths,
+    PathsEpochEnd,
     UniformPaths,
+    Widening,
     path_accuracy,
     recalibrate,
     supernet_module,
@@ -37,8 +39,10 @@ def strategy_options(cfg) -> dict:
 
 def make_paths(search):
     """Who draws the paths: uniform (spos) or the controller (enas, its options from strategy=)."""
+    o = search.oneshot
+    widening = Widening(float(o.warmup), float(o.warmup_from)) if float(o.warmup) > 0 else None
     if search.cfg.strategy.name == "spos":
-        return UniformPaths(search.supernet, search.allowed, search.seed)
+        return UniformPaths(search.supernet, search.allowed, search.seed, widening)
     from ..rl.policy import Policy
     opts = {**CONTROLLER, **strategy_options(search.cfg)}
     steps = int(opts.pop("controller_steps"))
@@ -50,7 +54,7 @@ def make_paths(search):
                             f"{', '.join([*POLICY, 'controller_steps', 'target_macs', 'w'])}")
     policy = Policy(search.seed, **opts)
     return ControllerPaths(search.supernet, search.allowed, search.seed, policy, steps,
-                           None if target is None else float(target), w)
+                           None if target is None else float(target), w, widening)
 
 
 # ENAS's controller (Pham et al. 2018: an LSTM, Adam, an EMA baseline, an entropy bonus, logits
@@ -86,6 +90,7 @@ class EpochLine(pl.Callback):
             self.losses.write_text(json.dumps({str(k): v for k, v in kept.items()}) + "\n")
         parts = [f"supernet epoch {trainer.current_epoch + 1}/{self.epochs}"]
         for key, label in (("train/loss_epoch", "train loss"), ("val/acc", "val/acc (one path)"),
+                           ("supernet/drawn", "drawn"),
                            ("controller/reward", "controller reward")):
             if key in m:
                 parts.append(f"{label} {float(m[key]):.4f}")
@@ -128,7 +133,8 @@ def train_supernet(search) -> None:
     started, cpu = time.time(), time.process_time()
     with logged_to(sdir / "train.log"), Quiet():
         fit(tcfg, module, search.dm, sdir, module.hparams.spec, started,
-            last=[EpochLine(int(search.oneshot.epochs), search.losses_file)], ckpt_path=resume)
+            last=[PathsEpochEnd(),
+                  EpochLine(int(search.oneshot.epochs), search.losses_file)], ckpt_path=resume)
     if not last.is_file():
         raise SearchFailed(f"the supernet's training wrote no {last}; see {sdir / 'train.log'}")
     _load(module, last)          # the weights and the controller of rank 0 (ddp_spawn too)

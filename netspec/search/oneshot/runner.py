@@ -82,6 +82,13 @@ class OneShotSearch(Search):
         for key in ("retrain_top", "rescore"):
             if int(cfg.oneshot[key]) < 0:
                 raise ConfigError(f"oneshot.{key} must be >= 0, got {cfg.oneshot[key]}")
+        if not 0.0 <= float(cfg.oneshot.warmup) <= 1.0:
+            raise ConfigError(f"oneshot.warmup={cfg.oneshot.warmup}: the fraction of the "
+                              f"supernet's steps that widen the drawn decisions, from 0 (none) "
+                              f"to 1")
+        if not 0.0 < float(cfg.oneshot.warmup_from) <= 1.0:
+            raise ConfigError(f"oneshot.warmup_from={cfg.oneshot.warmup_from}: the probability "
+                              f"that a decision is drawn at the warm-up's first step, in (0, 1]")
 
     # -- the constraints on a path -------------------------------------------------------------
     @property

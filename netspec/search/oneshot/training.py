@@ -5,6 +5,15 @@
                       ``controller_steps`` REINFORCE steps, each rewarded with the accuracy of a
                       path it drew on one validation batch (the shared weights, batch statistics)
 
+``oneshot.warmup`` (Widening) eases both in: during the first part of the training each decision
+is drawn with a probability that rises from ``warmup_from`` to 1, and otherwise keeps the value of
+one anchor path (a fixed uniform draw), so the shared weights first learn one network and its
+near neighbours, then the whole space; the controller takes no steps until then. Why: a NASNet
+cell supernet whose every decision changes each step stays near chance for hundreds of steps
+(bench/probe_supernet_learning.py), one path learns in tens. Once-for-All's progressive shrinking
+(the largest network first, then smaller options) and the weight warm-up of FBNet and
+ProxylessNAS (no architecture updates until the weights are trained) are the same idea.
+
 Every draw comes from a generator seeded with ``(seed, step)``, so all DDP ranks (which hold the
 same weights and, for ENAS, take the same controller steps on the same validation batches) run
 the same path, and a resumed run draws what the uninterrupted one would have. The path's state
@@ -17,6 +26,7 @@ import itertools
 import random
 import zlib
 
+import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -25,7 +35,7 @@ from ...lang.source import plain
 from ...threads import one_thread
 from ...train.module import SpecClassifier
 from ..rl.policy import Policy, mnas_reward
-from .paths import ControllerTrial, UniformTrial
+from .paths import AnchoredTrial, ControllerTrial, UniformTrial
 from .supernet import decision_key, draw_path
 
 STATE_KEY = "netspec_oneshot"
@@ -35,17 +45,51 @@ def _rng(seed: int, *salt: int) -> random.Random:
     return random.Random(hash((seed, *salt)) & 0xFFFFFFFF)
 
 
+class Widening:
+    """The drawn fraction of the supernet's warm-up at each step: ``start`` at step 0, rising
+    geometrically to 1 at ``fraction`` of the training's steps (so most warm-up steps are
+    spent near the anchor), 1 after that."""
+
+    def __init__(self, fraction: float, start: float = 0.05):
+        self.fraction, self.start = fraction, start
+
+    def p(self, step: int, total: int) -> float:
+        end = self.fraction * total
+        if step >= end:
+            return 1.0
+        return self.start ** (1.0 - step / end)
+
+
 class UniformPaths:
     """SPOS: each batch's path drawn uniformly, within the constraints."""
 
     name = "spos"
 
-    def __init__(self, supernet, allowed, seed: int):
+    def __init__(self, supernet, allowed, seed: int, widening: Widening | None = None):
         self.supernet, self.allowed, self.seed = supernet, allowed, seed
+        self.widening = widening
+        self._anchor: dict | None = None
 
-    def train_path(self, step: int):
+    def drawn(self, step: int, total: int) -> float:
+        """The probability that a decision is drawn at ``step`` (else it keeps the anchor's)."""
+        return 1.0 if self.widening is None else self.widening.p(step, total)
+
+    def anchor(self) -> dict:
+        """The warm-up's anchor path: a fixed uniform draw (for spos, the val path too)."""
+        if self._anchor is None:
+            self._anchor = UniformPaths.val_path(self, 0).params
+        return self._anchor
+
+    def anchored(self, make_trial, p: float, rng: random.Random):
+        if p >= 1.0:
+            return make_trial
+        anchor = self.anchor()
+        return lambda: AnchoredTrial(make_trial(), anchor, p, rng)
+
+    def train_path(self, step: int, total: int = 1):
         rng = _rng(self.seed, step)
-        return draw_path(self.supernet, lambda: UniformTrial(rng), self.allowed)[0]
+        make = self.anchored(lambda: UniformTrial(rng), self.drawn(step, total), rng)
+        return draw_path(self.supernet, make, self.allowed)[0]
 
     def val_path(self, epoch: int):
         """One fixed path, so that the epochs' val/acc are comparable."""
@@ -68,21 +112,23 @@ class ControllerPaths(UniformPaths):
     name = "enas"
 
     def __init__(self, supernet, allowed, seed: int, policy: Policy, steps: int,
-                 target_macs: float | None = None, w: float = -0.07):
-        super().__init__(supernet, allowed, seed)
+                 target_macs: float | None = None, w: float = -0.07,
+                 widening: Widening | None = None):
+        super().__init__(supernet, allowed, seed, widening)
         self.policy, self.steps = policy, steps
         self.target_macs, self.w = target_macs, w
         self.updates = 0
         self.rewards: list[float] = []
 
-    def draw(self, *salt: int, greedy: bool = False):
+    def draw(self, *salt: int, greedy: bool = False, p: float = 1.0):
         g = torch.Generator().manual_seed(hash((self.seed, *salt)) & 0x7FFFFFFF)
+        make = self.anchored(lambda: ControllerTrial(self.policy, g, greedy), p,
+                             _rng(self.seed, *salt))
         with one_thread():
-            return draw_path(self.supernet, lambda: ControllerTrial(self.policy, g, greedy),
-                             self.allowed)
+            return draw_path(self.supernet, make, self.allowed)
 
-    def train_path(self, step: int):
-        return self.draw(0, step)[0]
+    def train_path(self, step: int, total: int = 1):
+        return self.draw(0, step, p=self.drawn(step, total))[0]
 
     def val_path(self, epoch: int):
         return self.draw(1, epoch, greedy=True)[0]
@@ -93,7 +139,11 @@ class ControllerPaths(UniformPaths):
         return mnas_reward(acc, path.macs, self.target_macs, self.w)
 
     def after_epoch(self, module) -> dict:
-        """``steps`` controller updates, one validation batch each."""
+        """``steps`` controller updates, one validation batch each; none while the supernet
+        warms up (its weights know the anchor's neighbours only: a reward would teach the
+        controller the anchor)."""
+        if self.drawn(module.global_step - 1, module.trainer.estimated_stepping_batches) < 1.0:
+            return {}
         batches = itertools.cycle(module.trainer.datamodule.val_dataloader())
         supernet = module.model
         last = {}
@@ -188,7 +238,7 @@ class SupernetClassifier(SpecClassifier):
     paths: UniformPaths
 
     def on_train_batch_start(self, batch, batch_idx):
-        path = self.paths.train_path(self.global_step)
+        path = self.paths.train_path(self.global_step, self.trainer.estimated_stepping_batches)
         self.model.activate(path)
         if self.trainer.world_size > 1:      # every rank must run the same path
             mine = torch.tensor([zlib.crc32(repr(decision_key(path.params)).encode())],
@@ -207,10 +257,6 @@ class SupernetClassifier(SpecClassifier):
         with batch_statistics(self.model.active.module):
             return super().validation_step(batch, batch_idx)
 
-    def on_train_epoch_end(self):
-        for k, v in self.paths.after_epoch(self).items():
-            self.log(k, float(v))
-
     def on_save_checkpoint(self, checkpoint):
         checkpoint[STATE_KEY] = {"strategy": self.paths.name, **self.paths.state_dict()}
 
@@ -218,6 +264,20 @@ class SupernetClassifier(SpecClassifier):
         state = checkpoint.get(STATE_KEY)
         if state is not None:
             self.paths.load_state_dict(state)
+
+
+class PathsEpochEnd(pl.Callback):
+    """After each supernet epoch: the controller's steps (ENAS) and the drawn fraction, logged.
+    A callback, listed before the console line's and the checkpoints' (a LightningModule's own
+    epoch-end hook runs after every callback's), so both see this epoch's."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        paths = pl_module.paths
+        if paths.widening is not None:
+            pl_module.log("supernet/drawn", paths.drawn(pl_module.global_step - 1,
+                                                        trainer.estimated_stepping_batches))
+        for k, v in paths.after_epoch(pl_module).items():
+            pl_module.log(k, float(v))
 
 
 def supernet_module(supernet, paths, cfg, class_weights=None) -> SupernetClassifier:
