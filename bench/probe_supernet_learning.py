@@ -13,6 +13,12 @@ of the last 20 of 60 steps (which decisions disturb the shared weights most).
     python bench/probe_supernet_learning.py              # nasnet_cell, 100 steps: ~5 minutes
     python bench/probe_supernet_learning.py --steps 300
     python bench/probe_supernet_learning.py --alone      # 40 decisions: ~10 minutes
+    python bench/probe_supernet_learning.py --warmup 0.5 --steps 400   # ~6 minutes
+
+``--warmup F``: the search's own warm-up (``oneshot.warmup=F``, training.py's Widening: each
+decision drawn with a probability rising from 0.05 to 1 over the first F of the steps, else the
+anchor path's) against every decision drawn from the start; then each supernet's accuracy on
+held-out digits (batch statistics) for its anchor and for 30 uniformly drawn paths.
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from netspec.search.oneshot.paths import UniformTrial
+from netspec.search.oneshot.paths import AnchoredTrial, UniformTrial
 from netspec.search.oneshot.supernet import OutsideSupernet, Supernet
+from netspec.search.oneshot.training import Widening, path_accuracy
 from netspec.search.rl.options import options_of
-from netspec.search.sampling import Sampler
+from netspec.search.sampling import FixedTrial, Sampler
 from netspec.search.space import load_space
 
 
@@ -54,14 +61,15 @@ def supernet_of(space: str) -> Supernet:
     return Supernet(Sampler(sp, base, sp.name), seed=0)
 
 
-def losses(supernet, make_trial, x, y, steps: int) -> list[float]:
+def losses(supernet, make_trial, x, y, steps: int, stepped: bool = False) -> list[float]:
+    """``make_trial()`` (``stepped``: ``make_trial(step)``) draws each step's path."""
     torch.manual_seed(0)
     opt = torch.optim.AdamW(supernet.parameters(), lr=3e-3)
     out = []
-    for _ in range(steps):
+    for step in range(steps):
         while True:
             try:
-                path = supernet.path(make_trial())
+                path = supernet.path(make_trial(step) if stepped else make_trial())
                 break
             except OutsideSupernet:
                 continue
@@ -91,11 +99,35 @@ def alone(space: str, reference: dict, x, y, steps: int = 60) -> None:
         print(f"{loss:.2f}  {name} drawn alone (reference: {reference[name]!r})", flush=True)
 
 
+def warmup(space: str, reference: dict, fraction: float, x, y, steps: int) -> None:
+    """The search's warm-up against every decision drawn from the start; the held-out accuracy
+    of each supernet's anchor and of 30 uniform paths (the last 297 digits are held out)."""
+    xt, yt, xv, yv = x[:1500], y[:1500], x[1500:], y[1500:]
+    widening = Widening(fraction, 0.05)
+    for label, p_of in ((f"warm-up {fraction} of the steps", lambda t: widening.p(t, steps)),
+                        ("every decision drawn", lambda t: 1.0)):
+        supernet, rng = supernet_of(space), random.Random(5)
+        curve = losses(supernet, lambda t, rng=rng, p_of=p_of: AnchoredTrial(
+            UniformTrial(rng), reference, p_of(t), rng), xt, yt, steps, stepped=True)
+        anchor = path_accuracy(supernet, supernet.path(FixedTrial(reference)), [(xv, yv)], "cpu")
+        others, r = [], random.Random(11)
+        while len(others) < 30:
+            try:
+                others.append(path_accuracy(supernet, supernet.path(UniformTrial(r)),
+                                            [(xv, yv)], "cpu"))
+            except OutsideSupernet:
+                continue
+        print(f"{label:30s} loss per 10 steps {' '.join(f'{v:.2f}' for v in curve)}\n"
+              f"{'':30s} held-out accuracy: anchor {anchor:.3f}, 30 uniform paths mean "
+              f"{sum(others) / 30:.3f}, best {max(others):.3f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default="nasnet_cell")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--alone", action="store_true", help="each decision drawn alone, ranked")
+    ap.add_argument("--warmup", type=float, help="the search's warm-up over this fraction")
     a = ap.parse_args()
     torch.set_num_threads(1)
     images, labels = load_digits(return_X_y=True)
@@ -105,6 +137,9 @@ def main() -> None:
     reference = supernet_of(a.space).path(UniformTrial(random.Random(3))).params
     if a.alone:
         alone(a.space, reference, x, y)
+        return
+    if a.warmup:
+        warmup(a.space, reference, a.warmup, x, y, a.steps)
         return
     is_input, is_op = (lambda n: ".inputs[" in n), (lambda n: ".ops[" in n)
     regimes = {
