@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from netspec.search.oneshot.paths import AnchoredTrial, UniformTrial
-from netspec.search.oneshot.supernet import OutsideSupernet, Supernet
+from netspec.search.oneshot.supernet import OutsideSupernet, Supernet, draw_path
 from netspec.search.oneshot.training import Widening, path_accuracy
 from netspec.search.rl.options import options_of
 from netspec.search.sampling import FixedTrial, Sampler
@@ -61,15 +61,15 @@ def supernet_of(space: str) -> Supernet:
     return Supernet(Sampler(sp, base, sp.name), seed=0)
 
 
-def losses(supernet, make_trial, x, y, steps: int, stepped: bool = False) -> list[float]:
-    """``make_trial()`` (``stepped``: ``make_trial(step)``) draws each step's path."""
+def losses(supernet, make_trial, x, y, steps: int) -> list[float]:
+    """``make_trial(step)`` draws each step's path."""
     torch.manual_seed(0)
     opt = torch.optim.AdamW(supernet.parameters(), lr=3e-3)
     out = []
     for step in range(steps):
         while True:
             try:
-                path = supernet.path(make_trial(step) if stepped else make_trial())
+                path = supernet.path(make_trial(step))
                 break
             except OutsideSupernet:
                 continue
@@ -88,10 +88,10 @@ def alone(space: str, reference: dict, x, y, steps: int = 60) -> None:
     """Each decision drawn alone, the others the reference's; the most disturbing first."""
     rows = []
     for name in sorted(reference):
-        curve = losses(supernet_of(space), lambda name=name: Drawn(
+        curve = losses(supernet_of(space), lambda step, name=name: Drawn(
             random.Random(len(rows)), reference, pin=lambda n, name=name: n != name), x, y, steps)
         rows.append((sum(curve[-2:]) / 2, name))
-    fixed = losses(supernet_of(space), lambda: Drawn(random.Random(0), reference,
+    fixed = losses(supernet_of(space), lambda step: Drawn(random.Random(0), reference,
                                                      pin=lambda n: True), x, y, steps)
     print(f"one path, fixed: {sum(fixed[-2:]) / 2:.2f} (mean loss of the last 20 of {steps} "
           f"steps)")
@@ -108,15 +108,12 @@ def warmup(space: str, reference: dict, fraction: float, x, y, steps: int) -> No
                         ("every decision drawn", lambda t: 1.0)):
         supernet, rng = supernet_of(space), random.Random(5)
         curve = losses(supernet, lambda t, rng=rng, p_of=p_of: AnchoredTrial(
-            UniformTrial(rng), reference, p_of(t), rng), xt, yt, steps, stepped=True)
+            UniformTrial(rng), reference, p_of(t), rng), xt, yt, steps)
         anchor = path_accuracy(supernet, supernet.path(FixedTrial(reference)), [(xv, yv)], "cpu")
-        others, r = [], random.Random(11)
-        while len(others) < 30:
-            try:
-                others.append(path_accuracy(supernet, supernet.path(UniformTrial(r)),
-                                            [(xv, yv)], "cpu"))
-            except OutsideSupernet:
-                continue
+        r = random.Random(11)
+        others = [path_accuracy(supernet, draw_path(supernet, lambda r=r: UniformTrial(r),
+                                                    lambda path: True)[0], [(xv, yv)], "cpu")
+                  for _ in range(30)]
         print(f"{label:30s} loss per 10 steps {' '.join(f'{v:.2f}' for v in curve)}\n"
               f"{'':30s} held-out accuracy: anchor {anchor:.3f}, 30 uniform paths mean "
               f"{sum(others) / 30:.3f}, best {max(others):.3f}", flush=True)
@@ -156,8 +153,8 @@ def main() -> None:
     }
     first = None
     for label, how in regimes.items():
-        curve = losses(supernet_of(a.space), lambda how=how: Drawn(rng, reference, **how), x, y,
-                       a.steps)
+        curve = losses(supernet_of(a.space), lambda step, how=how: Drawn(rng, reference, **how),
+                       x, y, a.steps)
         first = first or curve
         print(f"{label:38s} loss per 10 steps {' '.join(f'{v:.2f}' for v in curve)}; last over "
               f"the reference's last {curve[-1] / first[-1]:.2f}", flush=True)

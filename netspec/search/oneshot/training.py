@@ -74,6 +74,10 @@ class UniformPaths:
         """The probability that a decision is drawn at ``step`` (else it keeps the anchor's)."""
         return 1.0 if self.widening is None else self.widening.p(step, total)
 
+    def drawn_at_epoch_end(self, module) -> float:
+        """``drawn`` at the last step taken (the epoch's last, when an epoch ends)."""
+        return self.drawn(module.global_step - 1, module.trainer.estimated_stepping_batches)
+
     def anchor(self) -> dict:
         """The warm-up's anchor path: a fixed uniform draw (for spos, the val path too)."""
         if self._anchor is None:
@@ -142,7 +146,7 @@ class ControllerPaths(UniformPaths):
         """``steps`` controller updates, one validation batch each; none while the supernet
         warms up (its weights know the anchor's neighbours only: a reward would teach the
         controller the anchor)."""
-        if self.drawn(module.global_step - 1, module.trainer.estimated_stepping_batches) < 1.0:
+        if self.drawn_at_epoch_end(module) < 1.0:
             return {}
         batches = itertools.cycle(module.trainer.datamodule.val_dataloader())
         supernet = module.model
@@ -274,8 +278,7 @@ class PathsEpochEnd(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         paths = pl_module.paths
         if paths.widening is not None:
-            pl_module.log("supernet/drawn", paths.drawn(pl_module.global_step - 1,
-                                                        trainer.estimated_stepping_batches))
+            pl_module.log("supernet/drawn", paths.drawn_at_epoch_end(pl_module))
         for k, v in paths.after_epoch(pl_module).items():
             pl_module.log(k, float(v))
 
